@@ -1,0 +1,68 @@
+# fleetmon: `make run` starts the local stack, `make test` runs every test.
+# Both install what is missing first (Debian packages as root, then a .venv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEB_STAMP := $(VENV)/.debs
+# Real servers the tests and the local stack run (Debian 12 packages).
+DEB_PKGS := prometheus prometheus-alertmanager zookeeper prometheus-node-exporter mtail \
+            chromium victoria-metrics
+PYTEST_ARGS ?=
+
+.PHONY: install debs test run stop status bench lint dashboards clean
+
+install: $(STAMP)
+
+# Debian packages: only the missing ones, non-interactively; apt-get update only when needed.
+debs:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(DEB_STAMP): Makefile
+	@$(MAKE) --no-print-directory debs
+	@mkdir -p $(VENV) && touch $@
+
+$(STAMP): setup.cfg pyproject.toml $(DEB_STAMP)
+	@if [ ! -x $(PY) ]; then \
+	  $(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }; \
+	fi
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@touch $@
+
+test: install
+	@# Service daemons Debian may have started at install time are not used: tests start their own.
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: install
+	$(PY) -m fleetmon.stack start
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m fleetmon.stack stop; else echo "nothing to stop"; fi
+
+status:
+	@$(PY) -m fleetmon.stack status
+
+bench: install
+	$(PY) -m bench
+
+dashboards: install
+	$(PY) -m grafana.build
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean: stop
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache

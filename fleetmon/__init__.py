@@ -1,0 +1,1 @@
+"""Shared helpers for every fleetmon component: atomic files, ZooKeeper clients, logging."""

@@ -1,0 +1,15 @@
+"""Test harness: real servers on loopback (see servers.py) and pytest fixtures (tests/conftest.py)."""
+
+from .servers import (  # noqa: F401
+    STARTED,
+    AlertmanagerServer,
+    HttpSink,
+    ManagedProcess,
+    PrometheusServer,
+    SmtpSink,
+    ZooKeeperEnsemble,
+    ZooKeeperServer,
+    free_port,
+    port_open,
+    wait_until,
+)

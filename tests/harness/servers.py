@@ -1,0 +1,565 @@
+"""Real servers for tests: ZooKeeper, Prometheus, Alertmanager and an SMTP sink.
+
+Each server runs as a plain process on a free loopback port in its own temp dir,
+is checked for readiness before a test sees it, and is stopped by PID. Every
+started server is recorded in ``STARTED`` so that a failing test's report can
+carry the tail of each server's log (see tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+STARTED: list[ManagedProcess] = []
+
+ZK_CLASSPATH = ":".join(
+    p
+    for p in (
+        "/etc/zookeeper/conf",
+        "/usr/share/java/zookeeper.jar",
+        "/usr/share/java/slf4j-simple.jar",
+    )
+    if os.path.exists(p)
+)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
+               what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns a truthy value; return it or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - readiness probes fail in many ways
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}"
+                               + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class ManagedProcess:
+    """A child process with a log file, started and stopped by PID."""
+
+    name = "process"
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    # Subclasses provide the command and a readiness check.
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout: float = 60.0) -> ManagedProcess:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True,
+        )
+        log.close()
+        if self not in STARTED:
+            STARTED.append(self)
+        try:
+            wait_until(self._ready_or_dead, timeout=timeout, what=f"{self.name} to be ready")
+        except TimeoutError as exc:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not become ready; log tail:\n{self.log_tail()}") from exc
+        return self
+
+    def _ready_or_dead(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
+        return self.ready()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; always reaps the process."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for fault tests."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- ZooKeeper
+
+class ZooKeeperServer(ManagedProcess):
+    """ZooKeeper 3.8 from Debian's package, started with java and its classpath.
+
+    ``hosts`` is the kazoo connect string. For an ensemble member pass ``myid`` and
+    ``peers`` (list of (client_port, quorum_port, election_port)).
+    """
+
+    name = "zookeeper"
+
+    def __init__(self, workdir: Path, port: int | None = None, myid: int | None = None,
+                 peers: list[tuple[int, int, int]] | None = None, tick_ms: int = 500):
+        self.myid = myid
+        if myid is not None:
+            self.name = f"zookeeper-{myid}"
+        super().__init__(workdir)
+        self.port = port or free_port()
+        self.peers = peers
+        self.tick_ms = tick_ms
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.config_path = self.workdir / "zoo.cfg"
+        self._write_config()
+
+    @property
+    def hosts(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> None:
+        lines = [
+            f"tickTime={self.tick_ms}",
+            "initLimit=20",
+            "syncLimit=10",
+            f"dataDir={self.data_dir}",
+            f"clientPort={self.port}",
+            "clientPortAddress=127.0.0.1",
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=*",
+            # Let tests choose session timeouts down to 1 s.
+            "minSessionTimeout=1000",
+            "maxSessionTimeout=60000",
+            "jute.maxbuffer=4194304",
+        ]
+        if self.peers:
+            for i, (_, quorum, election) in enumerate(self.peers, start=1):
+                lines.append(f"server.{i}=127.0.0.1:{quorum}:{election}")
+            (self.data_dir / "myid").write_text(f"{self.myid}\n")
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def command(self) -> list[str]:
+        java = shutil.which("java") or "/usr/bin/java"
+        return [
+            java, "-Xmx256m", "-XX:+UseSerialGC", "-Xshare:auto",
+            f"-Dzookeeper.log.dir={self.workdir}", "-Dzookeeper.root.logger=INFO,CONSOLE",
+            "-Djute.maxbuffer=4194304",
+            "-cp", ZK_CLASSPATH, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            str(self.config_path),
+        ]
+
+    def four_letter(self, word: str, timeout: float = 2.0) -> str:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        return b"".join(chunks).decode(errors="replace")
+
+    def mode(self) -> str:
+        """'standalone', 'leader', 'follower' or '' when not serving."""
+        try:
+            for line in self.four_letter("srvr").splitlines():
+                if line.startswith("Mode:"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return ""
+
+    def ready(self) -> bool:
+        if self.peers:
+            return self.mode() in ("leader", "follower")
+        return self.four_letter("ruok") == "imok" and self.mode() == "standalone"
+
+
+class ZooKeeperEnsemble:
+    """A 3-node (or n-node) ZooKeeper ensemble on loopback, for fault tests."""
+
+    def __init__(self, workdir: Path, size: int = 3):
+        self.workdir = Path(workdir)
+        peers = [(free_port(), free_port(), free_port()) for _ in range(size)]
+        self.nodes = [
+            ZooKeeperServer(self.workdir / f"zk{i}", port=peers[i - 1][0], myid=i, peers=peers)
+            for i in range(1, size + 1)
+        ]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(n.hosts for n in self.nodes)
+
+    def start(self, timeout: float = 90.0) -> ZooKeeperEnsemble:
+        for n in self.nodes:
+            n.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(n.log_path, "ab")
+            n.proc = subprocess.Popen(n.command(), cwd=n.workdir, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+            log.close()
+            STARTED.append(n)
+        # Members only become ready once a quorum has formed, so wait for all together.
+        for n in self.nodes:
+            wait_until(n._ready_or_dead, timeout=timeout, what=f"{n.name} to join the quorum")
+        return self
+
+    def leader(self) -> ZooKeeperServer:
+        return wait_until(
+            lambda: next((n for n in self.nodes if n.running() and n.mode() == "leader"), None),
+            timeout=60, what="a ZooKeeper leader")
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+    def __enter__(self) -> ZooKeeperEnsemble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+class PrometheusServer(ManagedProcess):
+    """Prometheus 2.42 with ``config`` (a dict or YAML text), lifecycle API enabled.
+
+    Extra files (rule files, file_sd targets) can be put in ``workdir`` before start;
+    relative paths in the config resolve against ``workdir``.
+    """
+
+    name = "prometheus"
+
+    def __init__(self, workdir: Path, config: dict | str, port: int | None = None,
+                 extra_args: list[str] | None = None, name: str | None = None):
+        if name:
+            self.name = name
+        super().__init__(workdir)
+        self.port = port or free_port()
+        self.config_path = self.workdir / "prometheus.yml"
+        self.data_dir = self.workdir / "data"
+        self.extra_args = list(extra_args or [])
+        self.write_config(config)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self, config: dict | str) -> None:
+        text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+        self.config_path.write_text(text)
+
+    def command(self) -> list[str]:
+        return [
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+            "--log.level=info",
+            *self.extra_args,
+        ]
+
+    def ready(self) -> bool:
+        return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+    def api(self, path: str, **params: Any) -> Any:
+        r = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        body = r.json()
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus {path} failed: {body}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        """Instant query; returns the ``result`` list (vector) or a one-item list (scalar)."""
+        data = self.api("query", query=expr)
+        if data["resultType"] in ("scalar", "string"):
+            return [{"metric": {}, "value": data["result"]}]
+        return data["result"]
+
+    def wait_for_query(self, expr: str, predicate: Callable[[list[dict]], bool] | None = None,
+                       timeout: float = 60.0) -> list[dict]:
+        """Poll ``expr`` until ``predicate(result)`` (default: non-empty) holds; return the result."""
+        pred = predicate or (lambda res: len(res) > 0)
+
+        def check() -> list[dict] | None:
+            res = self.query(expr)
+            return res if pred(res) else None
+
+        return wait_until(check, timeout=timeout, interval=0.25, what=f"query {expr!r}")
+
+    def targets(self, state: str = "active") -> list[dict]:
+        data = self.api("targets", state=state)
+        return data["activeTargets"] if state == "active" else data["droppedTargets"]
+
+    def rules(self) -> list[dict]:
+        return self.api("rules")["groups"]
+
+    def reload(self) -> requests.Response:
+        return requests.post(f"{self.url}/-/reload", timeout=30)
+
+
+# --------------------------------------------------------------------------- Alertmanager
+
+class AlertmanagerServer(ManagedProcess):
+    """Alertmanager 0.25, clustering off, with ``config`` (dict or YAML text)."""
+
+    name = "alertmanager"
+
+    def __init__(self, workdir: Path, config: dict | str, port: int | None = None,
+                 extra_args: list[str] | None = None):
+        super().__init__(workdir)
+        self.port = port or free_port()
+        self.config_path = self.workdir / "alertmanager.yml"
+        self.extra_args = list(extra_args or [])
+        text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+        self.config_path.write_text(text)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or "alertmanager"
+        return [
+            binary,
+            f"--config.file={self.config_path}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=debug",
+            *self.extra_args,
+        ]
+
+    def ready(self) -> bool:
+        return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+    def post_alerts(self, alerts: list[dict]) -> requests.Response:
+        r = requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=10)
+        r.raise_for_status()
+        return r
+
+    def alerts(self, **params: Any) -> list[dict]:
+        r = requests.get(f"{self.url}/api/v2/alerts", params=params, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+
+# --------------------------------------------------------------------------- SMTP sink
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that records every message it receives."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.messages: list[email.message.EmailMessage] = []
+        self.envelopes: list[dict] = []
+        self._cond = threading.Condition()
+        self._controller = None
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+                msg = email.message_from_bytes(envelope.original_content or envelope.content,
+                                               policy=email.policy.default)
+                with sink._cond:
+                    sink.messages.append(msg)
+                    sink.envelopes.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                           "received": time.time()})
+                    sink._cond.notify_all()
+                return "250 Message accepted for delivery"
+
+        self._controller = Controller(Handler(), hostname=self.host, port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def wait_for(self, predicate: Callable[[email.message.EmailMessage], bool] | None = None,
+                 timeout: float = 30.0, count: int = 1) -> list[email.message.EmailMessage]:
+        """Wait until ``count`` received messages satisfy ``predicate``; return them."""
+        pred = predicate or (lambda m: True)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                hits = [m for m in self.messages if pred(m)]
+                if len(hits) >= count:
+                    return hits
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    subjects = [m.get("Subject") for m in self.messages]
+                    raise TimeoutError(f"{len(hits)}/{count} matching messages after {timeout}s; "
+                                       f"received subjects: {subjects}")
+                self._cond.wait(left)
+
+    @staticmethod
+    def body(msg: email.message.EmailMessage) -> str:
+        part = msg.get_body(preferencelist=("plain", "html"))
+        return part.get_content() if part is not None else msg.get_payload()
+
+    def mailto_url(self, to: str = "oncall@example.test", sender: str = "fleetmon@example.test") -> str:
+        """The Apprise URL that delivers to this sink."""
+        return f"mailto://{self.host}:{self.port}?from={sender}&to={to}&mode=insecure"
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- HTTP sink
+
+class HttpSink:
+    """A local HTTP server recording every request: a stand-in receiver speaking a push
+    provider's API (ntfy, Apprise json://, form://) on loopback. ``status`` sets the reply."""
+
+    def __init__(self, port: int | None = None, status: int = 200, reply: bytes = b'{"id":"ok"}'):
+        self.port = port or free_port()
+        self.status = status
+        self.reply = reply
+        self.requests: list[dict] = []
+        self._cond = threading.Condition()
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HttpSink:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with sink._cond:
+                    sink.requests.append({"method": self.command, "path": self.path,
+                                          "headers": dict(self.headers), "body": body,
+                                          "received": time.time()})
+                    sink._cond.notify_all()
+                self.send_response(sink.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(sink.reply)))
+                self.end_headers()
+                self.wfile.write(sink.reply)
+
+            do_POST = do_PUT = do_GET = _handle  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def wait_for(self, predicate: Callable[[dict], bool] | None = None, timeout: float = 30.0,
+                 count: int = 1) -> list[dict]:
+        pred = predicate or (lambda r: True)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                hits = [r for r in self.requests if pred(r)]
+                if len(hits) >= count:
+                    return hits
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(hits)}/{count} matching requests after {timeout}s")
+                self._cond.wait(left)
+
+    def __enter__(self) -> HttpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
