@@ -1,0 +1,205 @@
+"""The recipients file: group name -> Apprise URLs, with secrets expanded at load time.
+
+``rulesync compile`` writes ``recipients: {NAME: [APPRISE_URL, ...]}`` and leaves
+``${ENV_VAR}`` and ``${file:/path}`` references unexpanded; they are expanded here so that
+secrets live in the environment or in files readable only by the router. The file is
+re-read when it changes; a bad version is reported (file and line, never the secret) and
+the last good one stays in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fleetmon.secrets import mask_url
+
+log = logging.getLogger(__name__)
+
+_REF = re.compile(r"\$\{(?:(file):([^}]+)|([A-Za-z_][A-Za-z0-9_]*))\}")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class RecipientsError(ValueError):
+    """A recipients file that cannot be used; the message names file and line, no secrets."""
+
+
+@dataclass(frozen=True)
+class Recipients:
+    groups: dict[str, list[str]]
+    secrets: frozenset[str] = field(default_factory=frozenset)
+
+    def masked(self) -> dict[str, list[str]]:
+        return {g: [mask_url(u) for u in urls] for g, urls in self.groups.items()}
+
+
+EMPTY = Recipients({})
+
+
+def _expand(text: str, where: str, env: Mapping[str, str], secrets: set[str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1):
+            path = m.group(2).strip()
+            try:
+                value = Path(path).read_text().strip()
+            except OSError as exc:
+                raise RecipientsError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+        else:
+            name = m.group(3)
+            if name not in env:
+                raise RecipientsError(f"{where}: environment variable {name} is not set")
+            value = env[name]
+        if value:
+            secrets.add(value)
+        return value
+
+    return _REF.sub(sub, text)
+
+
+def _default_validator(url: str) -> bool:
+    import apprise
+
+    return apprise.Apprise.instantiate(url) is not None
+
+
+def parse_recipients(text: str, source: str = "<recipients>", env: Mapping[str, str] | None = None,
+                     validate: Callable[[str], bool] | None = _default_validator) -> Recipients:
+    """Parse and expand a recipients document. Raises :class:`RecipientsError`."""
+    env = os.environ if env is None else env
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise RecipientsError(f"{source}{line}: {problem}") from None
+    if root is None:
+        raise RecipientsError(f"{source}: empty file")
+
+    def at(node: yaml.Node) -> str:
+        return f"{source}:{node.start_mark.line + 1}"
+
+    if not isinstance(root, yaml.MappingNode):
+        raise RecipientsError(f"{at(root)}: expected a mapping with a 'recipients' key")
+    rec_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "recipients"),
+                    None)
+    if rec_node is None:
+        raise RecipientsError(f"{at(root)}: missing 'recipients' key")
+    if not isinstance(rec_node, yaml.MappingNode):
+        raise RecipientsError(f"{at(rec_node)}: 'recipients' must map group names to lists of Apprise URLs")
+    groups: dict[str, list[str]] = {}
+    secrets: set[str] = set()
+    for key, value in rec_node.value:
+        if not isinstance(key, yaml.ScalarNode) or not _NAME.match(key.value or ""):
+            raise RecipientsError(f"{at(key)}: group names are letters, digits, '_', '.', '-'")
+        name = key.value
+        if name in groups:
+            raise RecipientsError(f"{at(key)}: group {name!r} defined twice")
+        if isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null"):
+            items: list[yaml.Node] = []
+        elif isinstance(value, yaml.SequenceNode):
+            items = value.value
+        else:
+            raise RecipientsError(f"{at(value)}: group {name!r} must be a list of Apprise URLs")
+        urls: list[str] = []
+        for item in items:
+            if not isinstance(item, yaml.ScalarNode) or not item.value.strip():
+                raise RecipientsError(f"{at(item)}: group {name!r}: each entry must be an Apprise URL string")
+            raw = item.value.strip()
+            url = _expand(raw, at(item), env, secrets)
+            if "://" not in url:
+                raise RecipientsError(f"{at(item)}: group {name!r}: not an Apprise URL: {mask_url(raw)}")
+            if validate is not None and not validate(url):
+                raise RecipientsError(f"{at(item)}: group {name!r}: Apprise cannot use {mask_url(raw)}")
+            # The whole URL and its password part are secrets too.
+            secrets.add(url)
+            m = re.match(r"^[^:]+://[^/@]*:([^/@]+)@", url)
+            if m:
+                secrets.add(m.group(1))
+            if url not in urls:
+                urls.append(url)
+        groups[name] = urls
+    return Recipients(groups, frozenset(s for s in secrets if len(s) >= 4))
+
+
+def load_recipients(path: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+                    validate: Callable[[str], bool] | None = _default_validator) -> Recipients:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise RecipientsError(f"{p}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RecipientsError(f"{p}: not UTF-8 text") from None
+    return parse_recipients(text, str(p), env, validate)
+
+
+class RecipientStore:
+    """The current recipients, re-read when the file changes; the last good set is kept."""
+
+    def __init__(self, path: str | os.PathLike[str] | None,
+                 on_reload: Callable[[bool, str | None], None] | None = None,
+                 validate: Callable[[str], bool] | None = _default_validator):
+        self.path = Path(path) if path else None
+        self._validate = validate
+        self._on_reload = on_reload
+        self._lock = threading.Lock()
+        self._current = EMPTY
+        self._signature: tuple | None = None
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> Recipients:
+        return self._current
+
+    def _stat(self) -> tuple | None:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def load(self, strict: bool = False) -> bool:
+        """Read the file now. With ``strict`` a bad file raises (startup); else it is logged."""
+        if self.path is None:
+            return True
+        with self._lock:
+            sig = self._stat()
+            try:
+                rec = load_recipients(self.path, validate=self._validate)
+            except RecipientsError as exc:
+                self._signature = sig
+                self.last_error = str(exc)
+                log.error("recipients not reloaded, keeping the last good set: %s", exc)
+                if self._on_reload:
+                    self._on_reload(False, str(exc))
+                if strict:
+                    raise
+                return False
+            self._current = rec
+            self._signature = sig
+            self.last_error = None
+            log.info("recipients loaded from %s: %s", self.path,
+                     ", ".join(f"{g} ({len(u)} URLs)" for g, u in rec.groups.items()) or "no groups")
+            if "default" not in rec.groups:
+                log.warning("%s has no 'default' group: alerts whose notify label names no known group "
+                            "will not be delivered", self.path)
+            if self._on_reload:
+                self._on_reload(True, None)
+            return True
+
+    def maybe_reload(self) -> bool:
+        """Reload if the file's inode, mtime or size changed. Returns True if reloaded."""
+        if self.path is None:
+            return False
+        if self._stat() == self._signature:
+            return False
+        return self.load()
