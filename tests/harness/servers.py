@@ -38,6 +38,10 @@ ZK_CLASSPATH = ":".join(
 )
 
 
+class ProcessExited(RuntimeError):
+    """A server died while we waited for it: waiting longer cannot help."""
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -55,6 +59,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
             value = predicate()
             if value:
                 return value
+        except ProcessExited:
+            raise
         except Exception as exc:  # noqa: BLE001 - readiness probes fail in many ways
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -115,7 +121,7 @@ class ManagedProcess:
     def _ready_or_dead(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
+            raise ProcessExited(f"{self.name} exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
         return self.ready()
 
     def running(self) -> bool:

@@ -1,0 +1,1 @@
+"""fleetmon discovery: ZooKeeper registration and sharded Prometheus file_sd targets."""

@@ -1,0 +1,5 @@
+"""`python -m rulesync ...` runs the CLI."""
+
+from rulesync.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""RuleAgent robustness against a real Prometheus and ZooKeeper: Prometheus down, session expiry."""
+
+from __future__ import annotations
+
+import json
+
+from kazoo.client import KazooClient
+
+from fleetmon.zk import make_client
+from rulesync import bundle, publish
+from rulesync.agent import RuleAgent
+from rulesync.pipeline import compile_paths
+from tests.harness.servers import wait_until
+from tests.rulesync.conftest import TESTDATA
+
+
+def _status(client, root: str) -> dict:
+    data, _ = client.get(f"{root}/rules/status/s/r")
+    return json.loads(data)
+
+
+def test_agent_retries_when_prometheus_was_down_and_survives_session_expiry(
+        rules_prometheus, zk_server, zk_root, zk_client) -> None:
+    prom, rules_dir = rules_prometheus("agent")
+    _, files, _ = compile_paths([TESTDATA / "golden" / "in-seed.yaml"])
+    b = bundle.make(files)
+    client = make_client(zk_server.hosts)
+    client.start(timeout=15)
+    agent = RuleAgent(client, zk_root, "s", "r", rules_dir, prom.url, verify_timeout=5)
+    try:
+        prom.stop()
+        agent.start()
+        publish.publish(zk_client, zk_root, b)
+        st = wait_until(lambda: zk_client.exists(f"{zk_root}/rules/status/s/r") and _status(zk_client, zk_root),
+                        timeout=30, what="agent status")
+        assert st["version"] == b.version and not st["ok"] and "reload request" in st["error"]
+        # Prometheus comes back: the agent tries again on its own.
+        prom.start()
+        wait_until(lambda: _status(zk_client, zk_root)["ok"], timeout=40, what="agent retry to succeed")
+        assert "HighCpuUsage" in {r["name"] for g in prom.rules() for r in g["rules"]}
+
+        # Expire the agent's session (close it from a second client holding the same id): the
+        # ephemeral status goes with it and must come back once kazoo has a new session.
+        old_session = client.client_id[0]
+        sid, pwd = client.client_id
+        twin = KazooClient(hosts=zk_server.hosts, client_id=(sid, pwd))
+        twin.start(timeout=15)
+        twin.stop()
+        twin.close()
+        wait_until(lambda: client.connected and client.client_id[0] != old_session, timeout=30,
+                   what="a new session")
+        st = wait_until(lambda: zk_client.exists(f"{zk_root}/rules/status/s/r") and _status(zk_client, zk_root),
+                        timeout=30, what="status re-created after session expiry")
+        assert st["ok"] and st["version"] == b.version
+        # And the watch still works in the new session.
+        _, files2, _ = compile_paths([TESTDATA / "golden" / "in-windows.yaml"])
+        b2 = bundle.make(files2)
+        publish.publish(zk_client, zk_root, b2)
+        wait_until(lambda: _status(zk_client, zk_root)["version"] == b2.version and
+                   _status(zk_client, zk_root)["ok"], timeout=30, what="new bundle after expiry")
+        assert "MemMax" in {r["name"] for g in prom.rules() for r in g["rules"]}
+    finally:
+        agent.stop()
+        client.stop()
+        client.close()
+    assert not zk_client.exists(f"{zk_root}/rules/status/s/r")
