@@ -1,0 +1,160 @@
+"""``fleet-exporter``: parse flags and config, wire the exporter, serve /metrics."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from exporter.collectors import REGISTRY
+from exporter.config import DEFAULT_LISTEN, ConfigError, ExporterConfig, load_config, parse_log_flag
+
+log = logging.getLogger("fleet-exporter")
+
+
+def _collector_flags(f: Any) -> Any:
+    for name, cls in reversed(list(REGISTRY.items())):
+        default = "enabled" if cls.default_enabled else "disabled"
+        f = click.option(f"--collector.{name}/--no-collector.{name}", f"collector_{name}", default=None,
+                         help=f"Enable the {name} collector (default: {default}).")(f)
+    return f
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--listen", help=f"HOST:PORT to serve /metrics on (default {DEFAULT_LISTEN}).")
+@click.option("--log", "log_flags", multiple=True, metavar="TYPE:PATH",
+              help="Tail a log: TYPE is syslog, nginx_access, apache_access, nginx_error or apache_error; "
+                   "PATH may be a glob. Repeatable.")
+@click.option("--zk", "zk_hosts", help="ZooKeeper hosts to register this exporter with (host:port,...).")
+@click.option("--web.config.file", "web_config_file", type=click.Path(dir_okay=False),
+              help="exporter-toolkit web config (TLS, basic auth).")
+@click.option("--path.procfs", "proc_path", help="procfs mount point (default /proc).")
+@click.option("--path.sysfs", "sys_path", help="sysfs mount point (default /sys).")
+@click.option("--path.rootfs", "rootfs_path", help="rootfs mount point (default /).")
+@click.option("--state-file", help="Where log offsets are kept across restarts.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@_collector_flags
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, listen: str | None, log_flags: tuple[str, ...],
+         zk_hosts: str | None, web_config_file: str | None, proc_path: str | None, sys_path: str | None,
+         rootfs_path: str | None, state_file: str | None, log_level: str, **collector_flags: bool | None) -> None:
+    """Serve node_exporter-compatible host metrics and log-derived counters on /metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config_path) if config_path else ExporterConfig()
+        for flag in log_flags:
+            try:
+                cfg.logs.append(parse_log_flag(flag))
+            except ValueError as exc:
+                raise ConfigError([str(exc)]) from exc
+        if not cfg.tailing:
+            from exporter.config import TAILING_DEFAULTS
+
+            cfg.tailing = dict(TAILING_DEFAULTS)
+        if listen:
+            cfg.listen = listen
+        if ":" not in cfg.listen or not cfg.listen.rpartition(":")[2].isdigit():
+            raise ConfigError([f"--listen {cfg.listen!r}: expected HOST:PORT"])
+        for attr, v in (("web_config_file", web_config_file), ("proc_path", proc_path),
+                        ("sys_path", sys_path), ("rootfs_path", rootfs_path)):
+            if v:
+                setattr(cfg, attr, v)
+        if state_file:
+            cfg.tailing["state_file"] = state_file
+        for key, v in collector_flags.items():
+            if v is not None:
+                cfg.collectors.setdefault(key[len("collector_"):], {})["enabled"] = v
+        if zk_hosts:
+            cfg.zk = {**(cfg.zk or {}), "hosts": zk_hosts}
+        if cfg.zk is not None and not cfg.zk.get("hosts"):
+            raise ConfigError([f"{config_path}: zk.hosts: required (or pass --zk HOSTS)"])
+        web = None
+        if cfg.web_config_file:
+            from exporter.webconfig import load_web_config
+
+            web = load_web_config(cfg.web_config_file)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(f"error: {p}", err=True)
+        sys.exit(2)
+    run(cfg, web)
+
+
+def run(cfg: ExporterConfig, web: Any = None) -> None:
+    from exporter.app import Exporter, start_registration
+    from exporter.server import MetricsServer
+
+    try:
+        exporter = Exporter(cfg)
+    except (ValueError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    try:
+        server = MetricsServer(cfg.listen, exporter.scrape, web)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {cfg.listen}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    exporter.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if cfg.zk:
+        # Registrar.start() never blocks: ZooKeeper being down delays registration, not serving.
+        try:
+            start_registration(exporter, cfg.zk, cfg.listen.rpartition(":")[0] + f":{server.port}")
+            log.info("registering with ZooKeeper %s", cfg.zk["hosts"])
+        except ImportError:
+            log.error("--zk given but the discovery package is not installed; not registering")
+        except Exception as exc:  # noqa: BLE001 - registration never stops the exporter
+            log.error("ZooKeeper registration failed: %s", exc)
+    server.start()
+    scheme = "https" if web is not None and web.ssl_context is not None else "http"
+    log.info("serving %s://%s/metrics (port %d)", scheme, cfg.listen, server.port)
+    stop.wait()
+    log.info("shutting down")
+    server.stop()
+    exporter.stop()
+
+
+@main.command("check-config")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--web.config.file", "web_config_file", type=click.Path(dir_okay=False),
+              help="exporter-toolkit web config to check as well.")
+def check_config(config_path: str, web_config_file: str | None) -> None:
+    """Validate the config (and web config) without serving; exit 2 on any problem."""
+    problems: list[str] = []
+    try:
+        cfg = load_config(config_path)
+        web_config_file = web_config_file or cfg.web_config_file
+    except ConfigError as exc:
+        problems += exc.problems
+    if web_config_file:
+        from exporter.webconfig import load_web_config
+
+        try:
+            load_web_config(web_config_file)
+        except ConfigError as exc:
+            problems += exc.problems
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if problems:
+        sys.exit(2)
+    click.echo(f"{config_path}: OK")
+
+
+try:
+    from exporter.simulate import simulate
+except ImportError:  # the simulator is optional; the exporter works without it
+    simulate = None
+if simulate is not None:
+    main.add_command(simulate)
+
+if __name__ == "__main__":
+    main()

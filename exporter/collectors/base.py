@@ -1,0 +1,65 @@
+"""The collector interface and the injected OS boundary (procfs, sysfs, rootfs roots)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.metrics import Family
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where the OS is mounted; tests point these at fixture directories
+    (node_exporter's --path.procfs / --path.sysfs / --path.rootfs / --path.udev.data)."""
+
+    proc: str = "/proc"
+    sys: str = "/sys"
+    rootfs: str = "/"
+    udev: str = "/run/udev/data"
+
+    def procfile(self, *parts: str) -> str:
+        return os.path.join(self.proc, *parts)
+
+    def sysfile(self, *parts: str) -> str:
+        return os.path.join(self.sys, *parts)
+
+
+def read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
+
+
+class Collector:
+    """A host collector: ``collect()`` returns fresh families on every call and keeps
+    no scrape state. ``options`` holds the collector's validated settings."""
+
+    name: str = ""
+    default_enabled: bool = True
+    description: str = ""
+    families: tuple[str, ...] = ()
+    # True when collect() may block on I/O (network filesystems, user directories): it then
+    # runs on a worker with a deadline. Collectors reading only kernel-generated procfs/sysfs
+    # files (which never wait on a device) set it False and run inline, saving thread
+    # hand-offs that dominate scrape latency on a busy host.
+    may_block: bool = True
+    # option name -> (default, type, help)
+    options: dict[str, tuple[Any, type, str]] = {}
+
+    def __init__(self, roots: Roots, **opts: Any):
+        self.roots = roots
+        unknown = set(opts) - set(self.options)
+        if unknown:
+            raise ValueError(f"unknown option(s) for collector {self.name}: {', '.join(sorted(unknown))}")
+        self.opts = {k: opts.get(k, spec[0]) for k, spec in self.options.items()}
+
+    def prepare(self) -> None:
+        """Start slow work (e.g. statfs on workers) before the other collectors run, so it
+        overlaps with them; ``collect()`` then picks up the results."""
+
+    def collect(self) -> list[Family]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release threads or files; called on shutdown."""

@@ -1,0 +1,158 @@
+"""filesystem collector: size, free, available and inode counts per mounted
+filesystem, with every statfs time-boxed.
+
+A dead NFS server makes statfs(2) block forever. Each call runs on a daemon worker
+with a deadline (``mount_timeout``); a mount that misses it is reported with
+``node_filesystem_device_error=1`` and skipped on later scrapes until the stuck
+call returns, so one hung mount costs one thread and never slows a scrape again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+
+from exporter.collectors.base import Collector, read_text
+from exporter.metrics import Family
+from exporter.workers import DaemonPool
+
+# Debian's prometheus-node-exporter 1.5 defaults.
+DEFAULT_MOUNT_POINTS_EXCLUDE = r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+DEFAULT_FS_TYPES_EXCLUDE = (
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs"
+    r"|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
+)
+
+LABELS = ("device", "fstype", "mountpoint")
+
+
+def _unescape(field: str) -> str:
+    # /proc/mounts writes space, tab, newline and backslash as octal escapes.
+    if "\\" not in field:
+        return field
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+class FilesystemCollector(Collector):
+    name = "filesystem"
+    may_block = False  # statfs, the call that can hang, is time-boxed per mount below
+    description = "Filesystem size, free, available bytes and inodes per mount; hung mounts time-boxed."
+    families = ("node_filesystem_size_bytes", "node_filesystem_free_bytes", "node_filesystem_avail_bytes",
+                "node_filesystem_files", "node_filesystem_files_free", "node_filesystem_readonly",
+                "node_filesystem_device_error")
+    options = {
+        "mount_points_exclude": (DEFAULT_MOUNT_POINTS_EXCLUDE, str, "Regexp of mount points to exclude."),
+        "fs_types_exclude": (DEFAULT_FS_TYPES_EXCLUDE, str, "Regexp of filesystem types to exclude."),
+        "mount_timeout": (1.0, float, "Seconds to wait for statfs before reporting the mount as stale."),
+    }
+
+    def __init__(self, roots, statfs: Callable[[str], os.statvfs_result] | None = None, **opts):  # noqa: ANN001
+        super().__init__(roots, **opts)
+        self._mp_exclude = re.compile(self.opts["mount_points_exclude"]) if self.opts["mount_points_exclude"] else None
+        self._fs_exclude = re.compile(self.opts["fs_types_exclude"]) if self.opts["fs_types_exclude"] else None
+        self._statfs = statfs or os.statvfs
+        self._pool = DaemonPool("statfs", max_workers=32)
+        self._stuck: dict[str, Future] = {}
+        # statfs calls started by prepare() for the scrape in progress (scrapes are serialised).
+        self._prepared: tuple[dict[Future, tuple[str, str, str, str]], list, float] | None = None
+        self._lock = threading.Lock()
+
+    def mounts(self) -> list[tuple[str, str, str, str]]:
+        """(device, mountpoint, fstype, options) of each mount not filtered out."""
+        try:
+            text = read_text(self.roots.procfile("1", "mounts"))
+        except OSError:
+            text = read_text(self.roots.procfile("mounts"))
+        out, seen = [], set()
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) < 4:
+                continue
+            dev, mp, fstype, mopts = _unescape(parts[0]), _unescape(parts[1]), parts[2], parts[3]
+            if self._mp_exclude and self._mp_exclude.search(mp):
+                continue
+            if self._fs_exclude and self._fs_exclude.search(fstype):
+                continue
+            key = (dev, mp, fstype)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((dev, mp, fstype, mopts))
+        return out
+
+    def _path(self, mountpoint: str) -> str:
+        root = self.roots.rootfs
+        if root in ("", "/"):
+            return mountpoint
+        return os.path.join(root, mountpoint.lstrip("/"))
+
+    def collect(self) -> list[Family]:
+        names = [("node_filesystem_size_bytes", "Filesystem size in bytes."),
+                 ("node_filesystem_free_bytes", "Filesystem free space in bytes."),
+                 ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes."),
+                 ("node_filesystem_files", "Filesystem total file nodes."),
+                 ("node_filesystem_files_free", "Filesystem total free file nodes.")]
+        fams = [Family(n, "gauge", h, LABELS) for n, h in names]
+        ro = Family("node_filesystem_readonly", "gauge", "Filesystem read-only status.", LABELS)
+        err = Family("node_filesystem_device_error", "gauge",
+                     "Whether an error occurred while getting statistics for the given device.", LABELS)
+        if self._prepared is None:
+            self.prepare()
+        assert self._prepared is not None
+        pending, errors, deadline = self._prepared
+        self._prepared = None
+        done, not_done = wait_futures(list(pending), timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            for fut in not_done:
+                mp = pending[fut][1]
+                self._stuck[mp] = fut
+                fut.add_done_callback(lambda _f, mp=mp: self._unstick(mp))
+                errors.append(pending[fut])
+        for fut, m in pending.items():
+            if fut not in done:
+                continue
+            labels = (m[0], m[2], m[1])
+            try:
+                st = fut.result()
+            except OSError:
+                err.add(labels, 1)
+                continue
+            bs = st.f_bsize
+            for fam, v in zip(fams, (st.f_blocks * bs, st.f_bfree * bs, st.f_bavail * bs, st.f_files,
+                                     st.f_ffree), strict=True):
+                fam.add(labels, v)
+            ro.add(labels, 1 if "ro" in m[3].split(",") else 0)
+            err.add(labels, 0)
+        for m in errors:
+            err.add((m[0], m[2], m[1]), 1)
+        return [f for f in fams + [ro] if f.samples] + [err]
+
+    def prepare(self) -> None:
+        """Read the mount table and start every statfs on the workers."""
+        pending: dict[Future, tuple[str, str, str, str]] = {}
+        errors: list[tuple[str, str, str, str]] = []
+        mounts = self.mounts()
+        with self._lock:
+            for m in mounts:
+                if m[1] in self._stuck:
+                    errors.append(m)
+                    continue
+                path = self._path(m[1])
+                pending[self._pool.submit(lambda p=path: self._statfs(p))] = m
+        self._prepared = (pending, errors, time.monotonic() + float(self.opts["mount_timeout"]))
+
+    def _unstick(self, mountpoint: str) -> None:
+        with self._lock:
+            self._stuck.pop(mountpoint, None)
+
+    def stuck_mounts(self) -> list[str]:
+        with self._lock:
+            return sorted(self._stuck)
+
+    def close(self) -> None:
+        self._pool.close()

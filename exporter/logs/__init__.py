@@ -1,0 +1,1 @@
+"""Log tailing and parsing: syslog, web server access and error logs -> counters."""

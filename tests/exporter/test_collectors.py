@@ -1,0 +1,188 @@
+"""Host collectors against a fixture procfs with known values, and their failure modes
+(a hung statfs, a missing file, a slow collector)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from exporter.collectors import REGISTRY, Roots
+from exporter.collectors.base import Collector
+from exporter.collectors.filesystem import FilesystemCollector
+from exporter.host import HostMetrics, build_collectors
+from exporter.metrics import Family, render
+from tests.exporter.conftest import parse_samples, value, write_procfs
+
+
+def scrape(host: HostMetrics) -> dict:
+    return parse_samples(render(host.collect()).decode())
+
+
+def test_fixture_values(tmp_path: Path) -> None:
+    proc = write_procfs(tmp_path)
+    roots = Roots(proc=str(proc), sys=str(tmp_path / "sys"), udev=str(tmp_path / "udev"))
+    host = HostMetrics(build_collectors(roots, {"filesystem": {"enabled": False}}))
+    s = scrape(host)
+    hz = os.sysconf("SC_CLK_TCK")
+    assert value(s, "node_cpu_seconds_total", cpu="1", mode="user") == 200 / hz
+    assert value(s, "node_cpu_seconds_total", cpu="0", mode="steal") == 1 / hz
+    assert len(s["node_cpu_seconds_total"]) == 16  # 2 CPUs x 8 modes, no aggregate "cpu" line
+    assert value(s, "node_cpu_guest_seconds_total", cpu="1", mode="nice") == 3 / hz
+    assert value(s, "node_memory_MemTotal_bytes") == 16384000 * 1024
+    assert value(s, "node_memory_MemAvailable_bytes") == 8192000 * 1024
+    assert value(s, "node_memory_Active_anon_bytes") == 10000 * 1024
+    assert value(s, "node_memory_HugePages_Total") == 0
+    assert value(s, "node_load1") == 0.5 and value(s, "node_load15") == 0.1
+    assert value(s, "node_boot_time_seconds") == 1764300000
+    assert value(s, "node_context_switches_total") == 987654
+    assert value(s, "node_forks_total") == 4242
+    assert value(s, "node_intr_total") == 123456
+    assert value(s, "node_procs_running") == 3 and value(s, "node_procs_blocked") == 1
+    # diskstats: sectors -> bytes, ms -> s; partitions and loop devices filtered as node_exporter does.
+    assert value(s, "node_disk_read_bytes_total", device="sda") == 800 * 512
+    assert value(s, "node_disk_written_bytes_total", device="sda") == 1600 * 512
+    assert value(s, "node_disk_read_time_seconds_total", device="sda") == 0.05
+    assert value(s, "node_disk_io_time_weighted_seconds_total", device="sda") == 0.12
+    assert value(s, "node_disk_flush_requests_total", device="sda") == 5
+    assert {dict(k)["device"] for k in s["node_disk_reads_completed_total"]} == {"sda", "nvme0n1"}
+    assert value(s, "node_disk_info", device="sda", major="8", minor="0") == 1
+    # netdev: lo excluded by default, nohandler from sysfs.
+    assert value(s, "node_network_receive_bytes_total", device="eth0") == 5000
+    assert value(s, "node_network_transmit_drop_total", device="eth0") == 4
+    assert value(s, "node_network_receive_multicast_total", device="eth0") == 3
+    assert value(s, "node_network_receive_nohandler_total", device="eth0") == 8
+    assert value(s, "node_network_receive_bytes_total", device="lo") is None
+    assert value(s, "node_uname_info", nodename="fixture-host", release="6.1.0-test", sysname="Linux") == 1
+    for name in REGISTRY:
+        if name != "filesystem":
+            assert value(s, "node_scrape_collector_success", collector=name) == 1, name
+    assert value(s, "node_scrape_collector_success", collector="filesystem") is None
+
+
+def test_collector_options_and_filters(tmp_path: Path) -> None:
+    proc = write_procfs(tmp_path)
+    roots = Roots(proc=str(proc), sys=str(tmp_path / "sys"))
+    host = HostMetrics(build_collectors(roots, {
+        "netdev": {"device_exclude": ""}, "diskstats": {"device_include": "^sda1$"},
+        "filesystem": {"enabled": False}, "cpu": {"enabled": False}}))
+    s = scrape(host)
+    assert value(s, "node_network_receive_bytes_total", device="lo") == 1000
+    assert {dict(k)["device"] for k in s["node_disk_reads_completed_total"]} == {"sda1"}
+    assert "node_cpu_seconds_total" not in s
+
+
+def test_missing_file_fails_only_that_collector(tmp_path: Path) -> None:
+    proc = write_procfs(tmp_path)
+    (proc / "loadavg").unlink()
+    host = HostMetrics(build_collectors(Roots(proc=str(proc), sys=str(tmp_path / "sys")),
+                                        {"filesystem": {"enabled": False}}))
+    s = scrape(host)
+    assert value(s, "node_scrape_collector_success", collector="loadavg") == 0
+    assert value(s, "node_scrape_collector_success", collector="meminfo") == 1
+    assert "node_load1" not in s
+
+
+def test_hung_statfs_is_time_boxed_and_reported_stale(tmp_path: Path) -> None:
+    proc = write_procfs(tmp_path)
+    release = threading.Event()
+    calls: list[str] = []
+
+    def statfs(path: str) -> os.statvfs_result:
+        calls.append(path)
+        if path == "/srv/stuck":
+            release.wait(60)  # a dead NFS server: statfs blocks until it comes back
+        return os.statvfs(tmp_path)
+
+    fs = FilesystemCollector(Roots(proc=str(proc)), statfs=statfs, mount_timeout=0.3)
+    host = HostMetrics([fs], timeout=5)
+    try:
+        t0 = time.monotonic()
+        s = scrape(host)
+        first = time.monotonic() - t0
+        assert first < 2.0
+        good = str(tmp_path / "data")
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck", device="/dev/sdz2") == 1
+        assert value(s, "node_filesystem_device_error", mountpoint=good) == 0
+        assert value(s, "node_filesystem_size_bytes", mountpoint=good, fstype="ext4", device="/dev/sdz1") > 0
+        assert value(s, "node_filesystem_size_bytes", mountpoint="/srv/stuck") is None
+        assert value(s, "node_scrape_collector_success", collector="filesystem") == 1
+        # Later scrapes skip the stuck mount entirely: fast, no second thread stuck on it.
+        t0 = time.monotonic()
+        s = scrape(host)
+        assert time.monotonic() - t0 < 0.25
+        assert calls.count("/srv/stuck") == 1
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck") == 1
+        assert fs.stuck_mounts() == ["/srv/stuck"]
+        # The server comes back: the mount is statted again and reported healthy.
+        release.set()
+        from tests.harness.servers import wait_until
+        wait_until(lambda: fs.stuck_mounts() == [], timeout=5, what="stuck statfs to return")
+        s = scrape(host)
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck") == 0
+        assert value(s, "node_filesystem_readonly", mountpoint="/srv/stuck") == 1
+    finally:
+        release.set()
+        host.close()
+
+
+class _SlowCollector(Collector):
+    """A collector that answers once, then blocks until released (a stuck kernel read)."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        super().__init__(Roots())
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def collect(self) -> list[Family]:
+        self.calls += 1
+        if self.calls > 1:
+            self.gate.wait(30)
+        return [Family("slow_value", "gauge", "A value.").add((), self.calls)]
+
+
+def test_slow_collector_serves_last_value_without_slowing_scrape(tmp_path: Path) -> None:
+    slow = _SlowCollector()
+    proc = write_procfs(tmp_path)
+    fast = build_collectors(Roots(proc=str(proc)), {"filesystem": {"enabled": False}})
+    host = HostMetrics([slow, *fast], timeout=0.3)
+    try:
+        s = scrape(host)
+        assert value(s, "slow_value") == 1 and value(s, "node_scrape_collector_success", collector="slow") == 1
+        t0 = time.monotonic()
+        s = scrape(host)  # blocks inside collect(): time-boxed to 0.3 s
+        assert time.monotonic() - t0 < 1.5
+        assert value(s, "slow_value") == 1  # last good value
+        assert value(s, "node_scrape_collector_success", collector="slow") == 0
+        assert value(s, "node_load1") == 0.5
+        t0 = time.monotonic()
+        s = scrape(host)  # still stuck: not called again, no wait at all
+        assert time.monotonic() - t0 < 0.25
+        assert slow.calls == 2
+    finally:
+        slow.gate.set()
+        host.close()
+
+
+def test_textfile_collector(tmp_path: Path) -> None:
+    d = tmp_path / "textfile"
+    d.mkdir()
+    (d / "backup.prom").write_text('# HELP backup_last_success_seconds Last backup.\n'
+                                   '# TYPE backup_last_success_seconds gauge\n'
+                                   'backup_last_success_seconds{job="db"} 1764300000\n')
+    (d / "ignored.txt").write_text("not a prom file\n")
+    proc = write_procfs(tmp_path)
+    only = {n: {"enabled": False} for n in REGISTRY}
+    only["textfile"] = {"directory": str(d)}
+    host = HostMetrics(build_collectors(Roots(proc=str(proc)), only))
+    s = scrape(host)
+    assert value(s, "backup_last_success_seconds", job="db") == 1764300000
+    assert value(s, "node_textfile_scrape_error") == 0
+    assert value(s, "node_textfile_mtime_seconds", file="backup.prom") > 0
+    (d / "broken.prom").write_text("this is { not valid\n")
+    s = scrape(host)
+    assert value(s, "node_textfile_scrape_error") == 1
+    assert value(s, "backup_last_success_seconds", job="db") == 1764300000
