@@ -12,6 +12,7 @@ DEB_STAMP := $(VENV)/.debs
 DEB_PKGS := prometheus prometheus-alertmanager zookeeper prometheus-node-exporter mtail \
             chromium victoria-metrics
 PYTEST_ARGS ?=
+BENCH ?=
 
 .PHONY: install debs test run stop status bench lint dashboards clean
 
@@ -56,7 +57,7 @@ status:
 	@$(PY) -m fleetmon.stack status
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 dashboards: install
 	$(PY) -m grafana.build
