@@ -265,24 +265,23 @@ def write_yaml(path: Path, data: Any) -> None:
     write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def shard_config(shard: str, port: dict[str, int]) -> dict[str, Any]:
-    rule_files = ["rules/*.yml"]
-    recording = REPO / "prometheus" / "rules" / "recording.yml"
-    if recording.exists():
-        rule_files.insert(0, str(recording))
-    return {
-        "global": {"scrape_interval": SCRAPE_INTERVAL,  # timeout: min(10s, interval)
-                   "evaluation_interval": EVAL_INTERVAL,
-                   "external_labels": {"shard": shard, "replica": "r1"}},
-        "rule_files": rule_files,
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{HOST}:{port['alertmanager']}"]}]}]},
-        "scrape_configs": [
-            {"job_name": "fleet", "file_sd_configs": [{"files": ["targets.json"], "refresh_interval": "30s"}]},
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"{HOST}:{port[f'prometheus-{shard}']}"]}]},
-            {"job_name": "fleet-discovery",
-             "static_configs": [{"targets": [f"{HOST}:{port[f'sidecar-{shard}']}"]}]},
-        ],
-    }
+def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
+    """The shard's Prometheus config, rendered from the shipped template (prometheus/shard.yml.tmpl)
+    exactly as production renders it, with the shipped recording rules copied beside it."""
+    from discovery.promconfig import render_shard_config
+
+    shipped = pdir / "shard-rules"
+    shipped.mkdir(parents=True, exist_ok=True)
+    for name in ("recording.yml", "fleet.yml"):
+        shutil.copy(REPO / "prometheus" / "rules" / name, shipped / name)
+    return render_shard_config(
+        shard=shard, replica="r1", targets_file="targets.json",
+        sidecar_address=f"{HOST}:{port[f'sidecar-{shard}']}",
+        prometheus_address=f"{HOST}:{port[f'prometheus-{shard}']}",
+        rules_dir="rules", alertmanagers=[f"{HOST}:{port['alertmanager']}"],
+        scrape_interval=SCRAPE_INTERVAL, evaluation_interval=EVAL_INTERVAL,
+        shipped_rules_glob="shard-rules/*.yml",
+    )
 
 
 def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any]:
@@ -389,7 +388,9 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
         if not (pdir / "targets.json").exists():
             (pdir / "targets.json").write_text("[]\n")
         if prom:
-            write_yaml(pdir / "prometheus.yml", shard_config(shard, port))
+            from fleetmon.atomic import write_atomic
+
+            write_atomic(pdir / "prometheus.yml", shard_config(shard, port, pdir))
             name = f"prometheus-{shard}"
             procs.append(Proc(name, [prom, f"--config.file={pdir / 'prometheus.yml'}",
                                      f"--storage.tsdb.path={pdir / 'data'}",
