@@ -14,7 +14,7 @@ DEB_PKGS := prometheus prometheus-alertmanager zookeeper prometheus-node-exporte
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: install debs test run stop status bench lint dashboards clean
+.PHONY: install debs test run stop status bench lint dashboards screenshots clean
 
 install: $(STAMP)
 
@@ -61,6 +61,10 @@ bench: install
 
 dashboards: install
 	$(PY) -m grafana.build
+
+# Refresh the console screenshots docs/dashboards.md shows (a real Chromium on real data).
+screenshots: install
+	FLEETMON_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/dashboards/test_consoles.py
 
 lint: install
 	$(VENV)/bin/ruff check .

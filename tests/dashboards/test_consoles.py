@@ -1,11 +1,11 @@
 """The console pages (prometheus/consoles) served by the global Prometheus, in real headless
 Chromium: they load without JavaScript errors or failed requests, every graph draws data,
-the fleet and host pages link to each other and the range can be changed. Screenshots go to
-docs/screenshots/ (shown in docs/dashboards.md)."""
+the fleet and host pages link to each other and the range can be changed. `make screenshots` saves the screenshots docs/dashboards.md shows."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.parse
 from pathlib import Path
 
@@ -17,7 +17,9 @@ from tests.dashboards.conftest import HOST, HOST_LABELS
 from tests.harness.servers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# Screenshots go to a temp dir, so a test run leaves the checkout clean; `make screenshots`
+# points FLEETMON_SCREENSHOTS at docs/screenshots to refresh the ones docs/dashboards.md shows.
+SCREENSHOTS_ENV = "FLEETMON_SCREENSHOTS"
 
 # True once every graph of the page holds an SVG line with points, and none shows an error.
 ALL_GRAPHS_DRAWN = """(() => {
@@ -29,6 +31,14 @@ ALL_GRAPHS_DRAWN = """(() => {
 ERRORS_SHOWN = "[...document.querySelectorAll('.prom_graph_error')].map(e => e.textContent)"
 # The test's data is minutes old: screenshots use a 30-second range so the lines are visible.
 SHORT_RANGE = "#pctc" + urllib.parse.quote(json.dumps({"duration": 30, "endTime": 0}))
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    target = os.environ.get(SCREENSHOTS_ENV)
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +82,7 @@ def browser_errors(page: Page) -> list[str]:
     return [e for e in page.errors if "favicon.ico" not in e]
 
 
-def test_fleet_page(fleet, page):
+def test_fleet_page(fleet, page, shots):
     wait_for_data(fleet)
     url = f"{fleet['global'].url}/consoles/fleet.html"
     load_until_drawn(page, url)
@@ -84,11 +94,11 @@ def test_fleet_page(fleet, page):
     up = page.eval("document.querySelector('#fleet-hosts-up').textContent")
     assert "1" in up
     load_until_drawn(page, url + SHORT_RANGE)
-    page.screenshot(SCREENSHOTS / "console-fleet.png")
-    assert (SCREENSHOTS / "console-fleet.png").stat().st_size > 20_000
+    page.screenshot(shots / "console-fleet.png")
+    assert (shots / "console-fleet.png").stat().st_size > 20_000
 
 
-def test_host_page_and_links_between_pages(fleet, page):
+def test_host_page_and_links_between_pages(fleet, page, shots):
     wait_for_data(fleet)
     glob = fleet["global"]
     url = f"{glob.url}/consoles/host.html?instance={HOST}"
@@ -97,8 +107,8 @@ def test_host_page_and_links_between_pages(fleet, page):
     assert page.eval("document.querySelectorAll('.fleetmon-graph').length") >= 10
     assert page.eval("document.querySelector('#scraped-by').textContent").strip() == "s0/a"
     load_until_drawn(page, url + SHORT_RANGE)
-    page.screenshot(SCREENSHOTS / "console-host.png")
-    assert (SCREENSHOTS / "console-host.png").stat().st_size > 20_000
+    page.screenshot(shots / "console-host.png")
+    assert (shots / "console-host.png").stat().st_size > 20_000
 
     # Pick a range: the URL hash carries it, the time control shows it, graphs redraw.
     page.eval("document.querySelector('a.fleetmon-range[data-seconds=\"21600\"]').click()")
