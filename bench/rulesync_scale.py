@@ -21,7 +21,7 @@ from rulesync.agent import RuleAgent, sync
 from rulesync.generate import generate
 from rulesync.load import load_file
 from rulesync.signals import SIGNALS
-from rulesync.testgen import run_tests
+from rulesync.testgen import DEFAULT_RECORDING_RULES, run_tests
 from rulesync.validate import validate
 
 THRESHOLDS = {"percent": 80, "ratio": 0.05, "count": 2, "per_second": 10, "per_minute": 5, "seconds": 1.5,
@@ -93,7 +93,9 @@ def bench_apply(n: int, applies: int, work: Path) -> None:
         for shard in ("a", "b"):
             rd = work / f"rules-{shard}"
             rd.mkdir()
-            cfg = {"global": {"evaluation_interval": "15s"}, "rule_files": [str(rd / "*.rules.yml")]}
+            # Shards load fleetmon's recording rules (memory rules read one of their series).
+            cfg = {"global": {"evaluation_interval": "15s"},
+                   "rule_files": [str(rd / "*.rules.yml"), str(DEFAULT_RECORDING_RULES)]}
             p = PrometheusServer(work / f"prom-{shard}", cfg, name=f"prom-{shard}").start()
             c = make_client(zk.hosts)
             c.start(timeout=15)

@@ -95,12 +95,51 @@ def _promtool_reason(rules_dir: Path, names: list[str]) -> str:
     return "" if ok else out.replace(str(rules_dir) + "/", "")
 
 
+def records_used(files: dict[str, str]) -> dict[str, str]:
+    """{recorded series: its recording group} for the fleetmon recorded series (the ones
+    built-in signals reuse) that ``files`` read but do not define themselves."""
+    from rulesync.signals import SIGNALS
+
+    out: dict[str, str] = {}
+    for sig in SIGNALS.values():
+        rec = sig.recorded
+        if rec is None or rec.record in out:
+            continue
+        word = re.compile(r"(?<![A-Za-z0-9_:])" + re.escape(rec.record) + r"(?![A-Za-z0-9_:])")
+        defined = re.compile(r"^\s*-?\s*record:\s*['\"]?" + re.escape(rec.record) + r"['\"]?\s*$", re.M)
+        if any(word.search(t) for t in files.values()) and not any(defined.search(t) for t in files.values()):
+            out[rec.record] = rec.group
+    return out
+
+
+def missing_records(prometheus_url: str, needed: dict[str, str], timeout: float = 10.0) -> str | None:
+    """None if the Prometheus has a recording rule for every series in ``needed``, else why not.
+
+    Without them the reused alerts would be silent forever (their input has no data)."""
+    if not needed:
+        return None
+    try:
+        r = requests.get(f"{prometheus_url}/api/v1/rules", params={"type": "record"}, timeout=timeout)
+        r.raise_for_status()
+        have = {rule.get("name") for g in r.json()["data"]["groups"] for rule in g.get("rules", [])}
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        return f"cannot list the recording rules of {mask_url(prometheus_url)} (/api/v1/rules): {type(exc).__name__}"
+    missing = sorted(n for n in needed if n not in have)
+    if not missing:
+        return None
+    groups = sorted({needed[n] for n in missing})
+    return (f"{mask_url(prometheus_url)} does not load the recording rule(s) {', '.join(missing)} "
+            f"(group {', '.join(groups)} of fleetmon's prometheus/rules/recording.yml) that these rules read; "
+            "without them the alerts could never fire. Load recording.yml there (a shard's shard-rules/), "
+            "or compile without reuse: `use_recorded: false` or --no-recorded. Previous rules kept.")
+
+
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
 def sync(rules_dir: str | Path, files: dict[str, str], version: str, prometheus_url: str,
-         precheck: bool = True, timeout: float = 30.0) -> SyncResult:
+         precheck: bool = True, timeout: float = 30.0, check_records: bool = True) -> SyncResult:
     """Make the Prometheus at ``prometheus_url`` run exactly ``files`` from ``rules_dir``.
 
     1. ``promtool check rules`` on the new files in a scratch dir (``precheck``): a bad
@@ -110,6 +149,9 @@ def sync(rules_dir: str | Path, files: dict[str, str], version: str, prometheus_
        previous files, reload again, and report the reason (promtool's message on the
        rejected files: Prometheus itself only says "failed" and logs the rest).
     4. Check that /api/v1/rules shows the version marker group.
+
+    Before any of that (``check_records``), a bundle reading fleetmon's recorded series is
+    refused unless this Prometheus has their recording rules loaded.
     """
     rd = Path(rules_dir)
     with _locks_guard:
@@ -122,6 +164,11 @@ def sync(rules_dir: str | Path, files: dict[str, str], version: str, prometheus_
 
         def result(ok: bool, error: str | None, loaded: str | None) -> SyncResult:
             return SyncResult(version, ok, error, loaded, time.time())
+
+        if check_records:
+            why = missing_records(prometheus_url, records_used(files), timeout=min(timeout, 10.0))
+            if why is not None:
+                return result(False, why, previous)
 
         if precheck:
             with tempfile.TemporaryDirectory(prefix="rulesync-precheck-") as d:

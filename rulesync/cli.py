@@ -38,6 +38,10 @@ SCRAPE = click.option("--scrape-interval", default=None, metavar="DURATION",
 ZK = click.option("--zk", "zk_hosts", default=lambda: os.environ.get("FLEETMON_ZK", "127.0.0.1:2181"),
                   show_default="$FLEETMON_ZK or 127.0.0.1:2181", help="ZooKeeper connect string.")
 ROOT = click.option("--root", default="/fleetmon", show_default=True, help="ZooKeeper root path.")
+RECORDED = click.option("--recorded/--no-recorded", "use_recorded", default=None,
+                        help="Read fleetmon's recorded series (prometheus/rules/recording.yml) where exactly "
+                             "equivalent, or never (for a Prometheus without them). Default: the files' "
+                             "`use_recorded`, else on.")
 
 
 def _report(problems: list[Problem]) -> None:
@@ -45,8 +49,8 @@ def _report(problems: list[Problem]) -> None:
         click.echo(str(p), err=True)
 
 
-def _compile(paths: tuple[str, ...], scrape: str | None):
-    spec, files, problems = compile_paths(paths, scrape_interval=_scrape(scrape))
+def _compile(paths: tuple[str, ...], scrape: str | None, use_recorded: bool | None = None):
+    spec, files, problems = compile_paths(paths, scrape_interval=_scrape(scrape), use_recorded=use_recorded)
     _report(problems)
     if spec is None or has_errors(problems):
         n = sum(p.severity == "error" for p in problems)
@@ -98,9 +102,10 @@ def main() -> None:
 @main.command()
 @PATHS
 @SCRAPE
-def validate(paths: tuple[str, ...], scrape_interval: str | None) -> None:
+@RECORDED
+def validate(paths: tuple[str, ...], scrape_interval: str | None, use_recorded: bool | None) -> None:
     """Report every problem in PATHS (files or directories) with file:line, field and a hint."""
-    spec, _files = _compile(paths, scrape_interval)
+    spec, _files = _compile(paths, scrape_interval, use_recorded)
     click.echo(f"ok: {len(spec.rules)} rule(s), {len(spec.recipients)} recipient group(s)")
 
 
@@ -108,10 +113,12 @@ def validate(paths: tuple[str, ...], scrape_interval: str | None) -> None:
 @PATHS
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @SCRAPE
-def compile_cmd(paths: tuple[str, ...], out_dir: str, scrape_interval: str | None) -> None:
+@RECORDED
+def compile_cmd(paths: tuple[str, ...], out_dir: str, scrape_interval: str | None,
+                use_recorded: bool | None) -> None:
     """Write Prometheus rule files (*.rules.yml) and recipients.yaml for the alert router into --out."""
     t0 = time.perf_counter()
-    spec, files = _compile(paths, scrape_interval)
+    spec, files = _compile(paths, scrape_interval, use_recorded)
     if not files:
         click.echo("no rules: refusing to write an empty rule set (it would remove every alert)", err=True)
         sys.exit(1)
@@ -133,13 +140,22 @@ def compile_cmd(paths: tuple[str, ...], out_dir: str, scrape_interval: str | Non
 @click.option("--workers", default=2, show_default=True, help="promtool processes run in parallel.")
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Keep the generated test files in this directory.")
-def test(paths: tuple[str, ...], scrape_interval: str | None, workers: int, keep: str | None) -> None:
+@RECORDED
+@click.option("--recording-rules", type=click.Path(dir_okay=False), default=None,
+              help="fleetmon's per-host recording rules, loaded beside rules that read recorded series "
+                   "[default: prometheus/rules/recording.yml next to the rulesync package].")
+def test(paths: tuple[str, ...], scrape_interval: str | None, workers: int, keep: str | None,
+         use_recorded: bool | None, recording_rules: str | None) -> None:
     """Generate promtool unit tests for every rule (plus your `tests:`) and run them."""
-    from rulesync.testgen import run_tests
+    from rulesync.testgen import RecordingRulesError, run_tests
 
     t0 = time.perf_counter()
-    spec, _files = _compile(paths, scrape_interval)
-    rep = run_tests(spec, workdir=keep, workers=workers)
+    spec, _files = _compile(paths, scrape_interval, use_recorded)
+    try:
+        rep = run_tests(spec, workdir=keep, workers=workers, recording_rules=recording_rules)
+    except RecordingRulesError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
     for n in rep.notes:
         click.echo(f"note: {n}", err=True)
     for f in rep.failures:
@@ -155,18 +171,20 @@ def test(paths: tuple[str, ...], scrape_interval: str | None, workers: int, keep
 @SCRAPE
 @ZK
 @ROOT
-def diff(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, root: str) -> None:
+@RECORDED
+def diff(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, root: str,
+         use_recorded: bool | None) -> None:
     """Show rules added, changed and removed against the bundle published in ZooKeeper."""
     from rulesync import publish
 
-    spec, files = _compile(paths, scrape_interval)
+    spec, files = _compile(paths, scrape_interval, use_recorded)
     client = _connect(zk_hosts)
     try:
         try:
-            old = publish.published(client, root)
+            old, znode_version = publish.published_with_version(client, root)
         except bundle_mod.BundleError as exc:
             click.echo(f"published bundle is unreadable ({exc}); showing everything as added", err=True)
-            old = None
+            old, znode_version = None, getattr(exc, "znode_version", publish.ABSENT)
     finally:
         client.stop()
         client.close()
@@ -174,7 +192,9 @@ def diff(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, roo
     if old is not None and old.recipients != recipients_text(spec):
         changed.append("(recipients)")
     new_version = bundle_mod.make(files).version
-    click.echo(f"published: {old.version if old else '(none)'}  new: {new_version}")
+    click.echo(f"published: {old.version if old else '(none)'}  new: {new_version}  "
+               f"(znode version {znode_version}: `apply --expect-znode-version {znode_version}` publishes "
+               "only if nobody applied since)")
     for name in added:
         click.echo(f"+ {name}")
     for name in changed:
@@ -197,13 +217,18 @@ def diff(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, roo
 @click.option("--recipients-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the alert router's recipients file here (atomically, before publishing, "
                    "so new recipient groups exist before alerts that use them fire).")
+@RECORDED
+@click.option("--expect-znode-version", type=click.IntRange(min=-1), default=None,
+              help="Publish only if the bundle znode still has this version (as `diff` printed; -1: no "
+                   "bundle yet). Default: the version read when apply compared, just before publishing.")
 def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, root: str, timeout: float,
-          rules_dir: str | None, prometheus_url: str | None, recipients_out: str | None) -> None:
+          rules_dir: str | None, prometheus_url: str | None, recipients_out: str | None,
+          use_recorded: bool | None, expect_znode_version: int | None) -> None:
     """Publish the rules to every shard (or, with --rules-dir/--prometheus, one local Prometheus)."""
     if (rules_dir is None) != (prometheus_url is None):
         raise click.UsageError("local mode needs both --rules-dir and --prometheus")
     t0 = time.perf_counter()
-    spec, files = _compile(paths, scrape_interval)
+    spec, files = _compile(paths, scrape_interval, use_recorded)
     _check_generated(files)
     try:
         b = bundle_mod.make(files, recipients_text(spec))
@@ -232,7 +257,21 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
 
     client = _connect(zk_hosts)
     try:
-        publish.publish(client, root, b)
+        _check_shards_record(client, root, files)
+        expected = expect_znode_version
+        if expected is None:
+            try:
+                old, expected = publish.published_with_version(client, root)
+            except bundle_mod.BundleError as exc:  # replaced by a good bundle, still compare-and-set
+                old, expected = None, getattr(exc, "znode_version", publish.ABSENT)
+            added, changed, removed = publish.diff(files, old)
+            click.echo(f"replacing {old.version if old else '(none)'} (znode version {expected}): "
+                       f"{len(added)} added, {len(changed)} changed, {len(removed)} removed")
+        try:
+            publish.publish(client, root, b, expected_version=expected)
+        except publish.PublishConflict as exc:
+            click.echo(f"NOT published: {exc}", err=True)
+            sys.exit(1)
         click.echo(f"published version {b.version} ({len(spec.rules)} rules) to {publish.bundle_path(root)}")
         live = publish.live_replicas(client, root)
         if not live:
@@ -251,6 +290,31 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
     if not res.ok:
         sys.exit(1)
     click.echo(f"all {len(res.done)} shard replica(s) on {b.version} ({time.perf_counter() - t0:.2f}s)")
+
+
+def _check_shards_record(client, root: str, files: dict[str, str]) -> None:
+    """Before publishing: every live shard whose Prometheus we can reach must record the series
+    the rules read (each agent checks again before loading; unreachable ones are left to it)."""
+    from rulesync import publish
+    from rulesync.agent import missing_records, records_used
+
+    needed = records_used(files)
+    if not needed:
+        return
+    refused = []
+    for (s, r), url in sorted(publish.replica_prometheus_urls(client, root).items()):
+        if url is None:
+            continue
+        why = missing_records(url.rstrip("/"), needed, timeout=5.0)
+        if why is None:
+            continue
+        if why.startswith("cannot list"):
+            click.echo(f"note: {s}/{r}: {why}; its agent checks before loading", err=True)
+        else:
+            refused.append(f"  {s}/{r}: {why}")
+    if refused:
+        click.echo("NOT published: shard(s) without fleetmon's recording rules:\n" + "\n".join(refused), err=True)
+        sys.exit(1)  # the caller's `finally` closes the client
 
 
 @main.command()

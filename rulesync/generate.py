@@ -14,7 +14,7 @@ import yaml
 
 from rulesync import HEADER
 from rulesync.model import Rule, Spec, format_duration
-from rulesync.signals import HOST_LABELS, SIGNALS
+from rulesync.signals import HOST_LABELS, SIGNALS, Recorded
 from rulesync.validate import PLACEHOLDER
 
 VERSION_FILE = "fleetmon-version.rules.yml"  # matches rule_files globs *.yml and *.rules.yml
@@ -51,6 +51,46 @@ def number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
+def _bare(name: str) -> str:
+    """A signal's instant expression without any host selector."""
+    sig = SIGNALS[name]
+    out = sig.template.format(sel0="", sel="", by=", ".join(HOST_LABELS), r="5m", w="5m", seconds="0")
+    return re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)\{\}", r"\1", out)
+
+
+def recorded_for(rule: Rule, spec: Spec) -> Recorded | None:
+    """The recorded series a rule reads instead of a subquery, or None (today's expression).
+
+    Only when that is exactly equivalent: reuse is on, the signal is a gauge aggregated over a
+    window (avg/max/min; `last` stays the instant raw value, one evaluation fresher), its
+    recorded expression equals the signal's, and the host selector uses only labels the
+    recorded series keeps, and the window spans at least 4 scrape intervals.
+    """
+    if rule.signal is None or not spec.use_recorded:
+        return None
+    sig = SIGNALS[rule.signal]
+    rec = sig.recorded
+    if rec is None or sig.kind != "gauge" or rule.aggregation not in ("avg", "max", "min"):
+        return None
+    if _bare(rule.signal) != rec.expr or not set(rule.hosts) <= set(rec.keeps):
+        return None
+    # Shards evaluate at the scrape interval (shard.yml.tmpl's default): a window of 4 scrapes
+    # holds at least two recorded points even at twice that, so it is never empty.
+    if rule.window < 4 * spec.scrape_interval:
+        return None
+    return rec
+
+
+def required_records(spec: Spec) -> dict[str, list[str]]:
+    """{recorded series: alerts reading it} over the spec's rules."""
+    out: dict[str, list[str]] = {}
+    for r in spec.rules:
+        rec = recorded_for(r, spec)
+        if rec is not None:
+            out.setdefault(rec.record, []).append(r.alert)
+    return out
+
+
 def signal_expr(rule: Rule, spec: Spec) -> str:
     """The value a built-in-signal rule compares with its threshold (no comparison)."""
     sig = SIGNALS[rule.signal or ""]
@@ -78,6 +118,9 @@ def signal_expr(rule: Rule, spec: Spec) -> str:
     if sig.kind == "gauge":
         if agg == "last":
             return tmpl(0)
+        rec = recorded_for(rule, spec)
+        if rec is not None:  # no subquery: the shard already records this value every evaluation
+            return f"{agg}_over_time({rec.record}{{{sel0}}}[{w}])" if ms else f"{agg}_over_time({rec.record}[{w}])"
         return f"{agg}_over_time(({tmpl(0)})[{w}:{step}])"
     return tmpl(0)
 

@@ -61,6 +61,7 @@ class Spec:
     recipients: dict[str, list[str]]
     scrape_interval: float = 15.0
     files: list[str] = field(default_factory=list)
+    use_recorded: bool = True  # reuse fleetmon's recorded series where exactly equal
 
     @property
     def rate_interval(self) -> float:

@@ -24,9 +24,11 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def compile_paths(paths: Iterable[str | Path], scrape_interval: float | None = None,
-                  check_expr: bool = True) -> tuple[Spec | None, dict[str, str], list[Problem]]:
+                  check_expr: bool = True, use_recorded: bool | None = None,
+                  ) -> tuple[Spec | None, dict[str, str], list[Problem]]:
     docs = [load_file(p) for p in expand(paths)]
-    spec, problems = validate(docs, scrape_interval=scrape_interval, check_expr=check_expr)
+    spec, problems = validate(docs, scrape_interval=scrape_interval, check_expr=check_expr,
+                              use_recorded=use_recorded)
     if spec is None:
         return None, {}, problems
     return spec, generate(spec), problems

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import yaml
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from rulesync import bundle as bundle_mod
 
@@ -17,21 +17,73 @@ def bundle_path(root: str) -> str:
     return f"{root.rstrip('/')}/rules/bundle"
 
 
+# znode version of a bundle path that does not exist yet (ZooKeeper versions start at 0).
+ABSENT = -1
+
+
+class PublishConflict(RuntimeError):
+    """Someone else published a bundle since this one was compared against what was published."""
+
+
 def published(client: KazooClient, root: str) -> bundle_mod.Bundle | None:
+    return published_with_version(client, root)[0]
+
+
+def published_with_version(client: KazooClient, root: str) -> tuple[bundle_mod.Bundle | None, int]:
+    """(published bundle or None, znode version or ABSENT). BundleError if unreadable; its
+    ``znode_version`` attribute still carries the version, so it can be replaced safely."""
     try:
-        data, _ = client.get(bundle_path(root))
+        data, stat = client.get(bundle_path(root))
     except NoNodeError:
-        return None
-    return bundle_mod.decode(data) if data else None
+        return None, ABSENT
+    if not data:
+        return None, stat.version
+    try:
+        return bundle_mod.decode(data), stat.version
+    except bundle_mod.BundleError as exc:
+        exc.znode_version = stat.version  # type: ignore[attr-defined]
+        raise
 
 
-def publish(client: KazooClient, root: str, b: bundle_mod.Bundle) -> None:
+def publish(client: KazooClient, root: str, b: bundle_mod.Bundle, expected_version: int | None = None) -> int:
+    """Write the bundle; returns the new znode version.
+
+    With ``expected_version`` (the znode version seen when the diff was computed, ABSENT if
+    there was no bundle) this is a compare-and-set: if anyone published in between, nothing
+    is written and PublishConflict says so, so two people applying at once cannot silently
+    overwrite each other.
+    """
     data = bundle_mod.encode(b)
     path = bundle_path(root)
-    if client.exists(path) is None:
-        client.create(path, data, makepath=True)
-    else:
-        client.set(path, data)
+    if expected_version is None:
+        if client.exists(path) is None:
+            client.create(path, data, makepath=True)
+            return 0
+        return client.set(path, data).version
+    if expected_version == ABSENT:
+        try:
+            client.create(path, data, makepath=True)
+            return 0
+        except NodeExistsError:
+            raise PublishConflict(_conflict(client, root, expected_version)) from None
+    try:
+        return client.set(path, data, version=expected_version).version
+    except (BadVersionError, NoNodeError):
+        raise PublishConflict(_conflict(client, root, expected_version)) from None
+
+
+def _conflict(client: KazooClient, root: str, expected: int) -> str:
+    seen = "no bundle" if expected == ABSENT else f"znode version {expected}"
+    try:
+        b, now = published_with_version(client, root)
+        what = f"bundle {b.version} (znode version {now})" if b else f"znode version {now}"
+    except bundle_mod.BundleError as exc:
+        what = f"an unreadable bundle (znode version {getattr(exc, 'znode_version', '?')})"
+    except NoNodeError:
+        what = "no bundle (it was deleted)"
+    return (f"{bundle_path(root)} changed since it was compared ({seen}); now it holds {what}: "
+            "someone else applied in between. Nothing was published: run `rulesync diff` again, "
+            "review, and re-apply")
 
 
 def live_replicas(client: KazooClient, root: str) -> list[tuple[str, str]]:
@@ -47,6 +99,20 @@ def live_replicas(client: KazooClient, root: str) -> list[tuple[str, str]]:
             out.extend((s, r) for r in sorted(client.get_children(f"{base}/{s}")))
         except NoNodeError:
             continue
+    return out
+
+
+def replica_prometheus_urls(client: KazooClient, root: str) -> dict[tuple[str, str], str | None]:
+    """{(shard, replica): its Prometheus URL from the sidecar's registration, None if unknown}."""
+    out: dict[tuple[str, str], str | None] = {}
+    base = f"{root.rstrip('/')}/shards"
+    for s, r in live_replicas(client, root):
+        try:
+            data, _ = client.get(f"{base}/{s}/{r}")
+            url = json.loads(data or b"{}").get("prometheus_url")
+        except (NoNodeError, ValueError, AttributeError):
+            url = None
+        out[(s, r)] = url if isinstance(url, str) and url else None
     return out
 
 

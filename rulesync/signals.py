@@ -17,6 +17,21 @@ HOST_LABELS = ("instance", "datacenter", "role", "env")
 _FS = 'fstype!~"tmpfs|ramfs|devtmpfs|squashfs|overlay|nsfs|fuse.lxcfs|autofs|proc|sysfs"'
 
 
+# Labels every per-host recorded series in prometheus/rules/recording.yml keeps (its header):
+# a host selector on any other label cannot be applied to the recorded series.
+RECORDED_KEEPS = ("instance", "job", "datacenter", "role", "env")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A series recorded by prometheus/rules/recording.yml that equals a signal's value."""
+
+    record: str  # the recorded series' name
+    expr: str  # its expression in recording.yml, verbatim: must equal the signal's (no selector)
+    group: str  # its group in recording.yml (what `apply` looks for on the target Prometheus)
+    keeps: tuple[str, ...] = RECORDED_KEEPS
+
+
 @dataclass(frozen=True)
 class Signal:
     name: str
@@ -28,6 +43,7 @@ class Signal:
     extra_by: tuple[str, ...] = ()
     directions: tuple[str, ...] = ("above", "below")
     aggregations: tuple[str, ...] = ("avg", "max", "min", "last")
+    recorded: Recorded | None = None  # reused for avg/max/min windows when exactly equal
 
 
 SIGNALS: dict[str, Signal] = {s.name: s for s in [
@@ -45,6 +61,9 @@ SIGNALS: dict[str, Signal] = {s.name: s for s in [
         "100 * (1 - node_memory_MemAvailable_bytes{{{sel0}}} / node_memory_MemTotal_bytes{{{sel0}}})",
         "Memory not available to new programs (MemAvailable), in percent of MemTotal.",
         "Always defined while the host is scraped.",
+        recorded=Recorded("instance:memory_usage:percent",
+                          "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+                          "fleetmon.host.system"),
     ),
     Signal(
         "swap_usage_percent", "gauge", "percent",

@@ -23,6 +23,11 @@ bounds: silent until S + F, firing by S + W + R + F.
 
 Each rule is tested alone (its own rule file and test file) so series built for one rule
 never trip another; promtool runs many test files per process, two processes at a time.
+
+A rule that reads a recorded series (``generate.recorded_for``) is tested with fleetmon's real
+recording rules (prometheus/rules/recording.yml, or ``recording_rules=``) loaded beside it and
+evaluated first at each step (``group_eval_order``), so the test proves the reused form: the
+recorded series has one sample per evaluation (1m here), which is the step its window sees.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from rulesync import promtool
-from rulesync.generate import alert_rule, dump
+from rulesync.generate import alert_rule, dump, recorded_for
 from rulesync.model import Rule, Spec, format_duration
 from rulesync.signals import HOST_LABELS, SIGNALS
 
@@ -43,6 +50,10 @@ _KEEPS_ALL = {"memory_usage_percent", "swap_usage_percent", "disk_usage_percent"
               "host_down", "disk_will_fill_in_hours"}
 _INEXACT = {"http_p95_latency_seconds", "disk_will_fill_in_hours"}
 _FS = {"mountpoint": "/", "device": "/dev/sda1", "fstype": "ext4"}
+EVAL_INTERVAL = 60.0  # promtool's evaluation_interval in the generated tests
+# The shipped per-host recording rules, relative to the package (a source checkout).
+DEFAULT_RECORDING_RULES = Path(__file__).resolve().parents[1] / "prometheus" / "rules" / "recording.yml"
+RECORDING_COPY = "recording-rules.yml"
 
 
 @dataclass
@@ -194,7 +205,7 @@ def _ceil_to(x: float, step: float) -> float:
     return math.ceil(x / step - 1e-9) * step
 
 
-def _active_at(rule: Rule, spec: Spec, start: float, spacing: float) -> float:
+def _active_at(rule: Rule, spec: Spec, start: float, spacing: float, reused: bool = False) -> float:
     """First evaluation (whole minutes) at which the condition holds after a step at ``start``.
 
     Models Prometheus 2.42: range selectors take samples in [t - range, t]; a subquery
@@ -205,6 +216,8 @@ def _active_at(rule: Rule, spec: Spec, start: float, spacing: float) -> float:
     """
     sig = SIGNALS[rule.signal or ""]
     w, r, step = rule.window, spec.rate_interval, spec.scrape_interval
+    if reused:  # a recorded series: one point per evaluation, seeing the last raw sample
+        step = EVAL_INTERVAL
     agg = rule.aggregation
     favourable = (agg == "max" and rule.op == ">") or (agg == "min" and rule.op == "<")
 
@@ -261,10 +274,18 @@ def _hosts(rule: Rule) -> tuple[dict[str, str], dict[str, str]]:
     return match, other
 
 
-def build_case(rule: Rule, spec: Spec, rule_file: str) -> Case | None:
-    """The generated promtool test for one built-in-signal rule (None for `expr:` rules)."""
+def build_case(rule: Rule, spec: Spec, rule_file: str,
+               recording: tuple[str, list[str]] | None = None) -> Case | None:
+    """The generated promtool test for one built-in-signal rule (None for `expr:` rules).
+
+    ``recording`` is (rule file, its group names) of the recording rules, loaded first for
+    a rule that reads a recorded series.
+    """
     if rule.signal is None:
         return None
+    reused = recorded_for(rule, spec) is not None
+    if reused and recording is None:
+        raise ValueError(f"{rule.alert} reads a recorded series: recording rules needed")
     sig = SIGNALS[rule.signal]
     notes: list[str] = []
     spacing = _spacing(rule, spec)
@@ -273,7 +294,7 @@ def build_case(rule: Rule, spec: Spec, rule_file: str) -> Case | None:
     exact = rule.signal not in _INEXACT
     # Inexact signals (p95, predict_linear) cross somewhere between the step and the time the
     # whole window is past it: test the bounds (silent until S + for, firing by then).
-    active = _active_at(rule, spec, warm * 60.0, spacing) // 60
+    active = _active_at(rule, spec, warm * 60.0, spacing, reused) // 60
     if not exact:
         active = max(active, _ceil_to(warm * 60.0 + rule.window + spec.rate_interval, 60) // 60)
     fire = int(active) + f
@@ -329,8 +350,48 @@ def build_case(rule: Rule, spec: Spec, rule_file: str) -> Case | None:
                       "input_series": scenario(False),
                       "alert_rule_test": [{"eval_time": f"{end}m", "alertname": rule.alert, "exp_alerts": []}]})
     rules_doc = {"groups": [{"name": f"test-{rule.alert}", "rules": [alert_rule(rule, spec, annotations=False)]}]}
-    tests_doc = {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
+    tests_doc: dict = {"rule_files": [rule_file], "evaluation_interval": format_duration(EVAL_INTERVAL)}
+    if reused and recording is not None:
+        tests_doc["rule_files"] = [recording[0], rule_file]
+        tests_doc["group_eval_order"] = [*recording[1], f"test-{rule.alert}"]
+    tests_doc["tests"] = tests
     return Case(rule, rules_doc, tests_doc, notes)
+
+
+class RecordingRulesError(ValueError):
+    pass
+
+
+def load_recording_rules(spec: Spec, path: str | Path | None = None) -> tuple[Path, list[str]] | None:
+    """(file, group names) of the recording rules the spec's reused series need; None if no rule
+    reads one. RecordingRulesError when the file is missing or does not record a series exactly
+    as rulesync expects (the generated tests would prove nothing)."""
+    needed = {}
+    for r in spec.rules:
+        rec = recorded_for(r, spec)
+        if rec is not None:
+            needed.setdefault(rec.record, (rec, r.alert))
+    if not needed:
+        return None
+    p = Path(path) if path is not None else DEFAULT_RECORDING_RULES
+    hint = "give --recording-rules PATH (fleetmon's prometheus/rules/recording.yml) or --no-recorded"
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise RecordingRulesError(f"recording rules {p}: {exc.strerror or exc} "
+                                  f"(needed by {next(iter(needed.values()))[1]} and others); {hint}") from None
+    except yaml.YAMLError as exc:
+        raise RecordingRulesError(f"recording rules {p}: malformed YAML: {exc}") from None
+    groups = [g for g in (doc or {}).get("groups") or [] if isinstance(g, dict)]
+    found = {r.get("record"): " ".join(str(r.get("expr", "")).split())
+             for g in groups for r in g.get("rules") or [] if isinstance(r, dict)}
+    for name, (rec, alert) in sorted(needed.items()):
+        if name not in found:
+            raise RecordingRulesError(f"recording rules {p} have no `{name}` (read by {alert}); {hint}")
+        if found[name] != " ".join(rec.expr.split()):
+            raise RecordingRulesError(f"recording rules {p} record `{name}` as `{found[name]}`, not "
+                                      f"`{rec.expr}` as rulesync expects (read by {alert}); {hint}")
+    return p, [str(g.get("name")) for g in groups]
 
 
 @dataclass
@@ -342,8 +403,14 @@ class TestReport:
     notes: list[str]
 
 
-def run_tests(spec: Spec, workdir: str | Path | None = None, workers: int = 2, per_run: int = 100) -> TestReport:
-    """Generate and run every rule's tests (and user `tests:` cases); collect failures."""
+def run_tests(spec: Spec, workdir: str | Path | None = None, workers: int = 2, per_run: int = 100,
+              recording_rules: str | Path | None = None) -> TestReport:
+    """Generate and run every rule's tests (and user `tests:` cases); collect failures.
+
+    Raises RecordingRulesError if rules read recorded series and the recording rules
+    (``recording_rules``, default the shipped prometheus/rules/recording.yml) do not record them.
+    """
+    rec = load_recording_rules(spec, recording_rules)
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="rulesync-test-")
@@ -353,10 +420,14 @@ def run_tests(spec: Spec, workdir: str | Path | None = None, workers: int = 2, p
     notes: list[str] = []
     files: list[Path] = []
     owner: dict[str, Rule] = {}
+    recording = None
     try:
+        if rec is not None:
+            (wd / RECORDING_COPY).write_text(rec[0].read_text())
+            recording = (RECORDING_COPY, rec[1])
         for i, rule in enumerate(spec.rules):
             rf = f"rule-{i:05d}.yml"
-            case = build_case(rule, spec, rf)
+            case = build_case(rule, spec, rf, recording)
             if case is not None:
                 (wd / rf).write_text(dump(case.rules_doc))
                 tf = wd / f"test-{i:05d}.yml"
@@ -379,7 +450,12 @@ def run_tests(spec: Spec, workdir: str | Path | None = None, workers: int = 2, p
                         at.setdefault("alertname", rule.alert)
                     cases.append(t)
                 tf = wd / f"test-{i:05d}-user.yml"
-                tf.write_text(dump({"rule_files": [urf], "evaluation_interval": "1m", "tests": cases}))
+                udoc: dict = {"rule_files": [urf], "evaluation_interval": "1m"}
+                if recording is not None and recorded_for(rule, spec) is not None:
+                    udoc["rule_files"] = [recording[0], urf]
+                    udoc["group_eval_order"] = [*recording[1], f"user-{rule.alert}"]
+                udoc["tests"] = cases
+                tf.write_text(dump(udoc))
                 files.append(tf)
                 owner[tf.name] = rule
         failures: list[str] = []

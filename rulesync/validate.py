@@ -29,7 +29,7 @@ PLACEHOLDER = re.compile(
 # Labels the built-in signals match or aggregate on themselves; a host selector on them would
 # silently change what is measured (`mode` on CPU) or select nothing.
 SIGNAL_LABELS = {"mode", "cpu", "le", "status", "severity", "level", "method", "job"}
-TOP_FIELDS = ("version", "rules", "recipients", "scrape_interval")
+TOP_FIELDS = ("version", "rules", "recipients", "scrape_interval", "use_recorded")
 RULE_FIELDS = ("alert", "id", "metric", "expr", "aggregation", "window", "above", "below", "for", "hosts",
                "severity", "notify", "summary", "description", "runbook_url", "dashboard_url", "labels",
                "tests")
@@ -59,6 +59,7 @@ class _Checker:
         self.doc = doc
         self.problems: list[Problem] = []
         self.scrape_override = scrape_interval
+        self.use_recorded: bool | None = None  # the file's `use_recorded`, if set
 
     def err(self, line: int, fld: str, msg: str, hint: str = "", severity: str = "error") -> None:
         self.problems.append(Problem(severity, self.doc.path, line, fld, msg, hint))
@@ -123,6 +124,13 @@ class _Checker:
                     scrape = s
         if self.scrape_override:
             scrape = self.scrape_override
+        if "use_recorded" in data:
+            if isinstance(data["use_recorded"], bool):
+                self.use_recorded = data["use_recorded"]
+            else:
+                self.err(data.line_of("use_recorded"), "use_recorded",
+                         f"must be true or false, not {data['use_recorded']!r}",
+                         "`use_recorded: false` compiles without fleetmon's recording rules")
         recipients = self.check_recipients(data)
         raw_rules = data.get("rules")
         if raw_rules is None:
@@ -382,8 +390,13 @@ def _plain(obj: Any) -> Any:
 
 
 def validate(docs: list[Document], scrape_interval: float | None = None,
-             check_expr: bool = True) -> tuple[Spec | None, list[Problem]]:
-    """Check every document; return the spec (None if any error) and every problem found."""
+             check_expr: bool = True, use_recorded: bool | None = None) -> tuple[Spec | None, list[Problem]]:
+    """Check every document; return the spec (None if any error) and every problem found.
+
+    ``use_recorded`` (the CLI's --recorded/--no-recorded) overrides the files' `use_recorded`;
+    otherwise reuse is on unless a file sets `use_recorded: false`.
+    """
+    file_recorded = True
     problems: list[Problem] = []
     rules: list[Rule] = []
     recipients: dict[str, list[str]] = {}
@@ -395,6 +408,8 @@ def validate(docs: list[Document], scrape_interval: float | None = None,
             continue
         ch = _Checker(doc, scrape_interval)
         r, rec, scrape = ch.check()
+        if ch.use_recorded is False:
+            file_recorded = False
         problems.extend(ch.problems)
         rules.extend(r)
         for name, (urls, line) in rec.items():
@@ -427,7 +442,8 @@ def validate(docs: list[Document], scrape_interval: float | None = None,
     problems.sort(key=lambda p: (p.file, p.line))
     if any(p.severity == "error" for p in problems):
         return None, problems
-    return Spec(rules=rules, recipients=recipients, scrape_interval=scrape, files=[d.path for d in docs]), problems
+    return Spec(rules=rules, recipients=recipients, scrape_interval=scrape, files=[d.path for d in docs],
+                use_recorded=file_recorded if use_recorded is None else use_recorded), problems
 
 
 def check_expressions(rules: list[Rule]) -> list[Problem]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 TESTDATA = Path(__file__).parent / "testdata"
+RECORDING = Path(__file__).resolve().parents[2] / "prometheus" / "rules" / "recording.yml"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from rulesync import bundle, publish
 from rulesync.agent import RuleAgent
 from rulesync.pipeline import compile_paths
 from tests.harness.servers import wait_until
-from tests.rulesync.conftest import TESTDATA
+from tests.rulesync.conftest import RECORDING, TESTDATA
 
 
 def _status(client, root: str) -> dict:
@@ -22,6 +22,9 @@ def _status(client, root: str) -> dict:
 def test_agent_retries_when_prometheus_was_down_and_survives_session_expiry(
         rules_prometheus, zk_server, zk_root, zk_client) -> None:
     prom, rules_dir = rules_prometheus("agent")
+    # fleetmon's recording rules beside the generated ones (not ours: the agent never deletes
+    # them); in-windows.yaml's memory rule reads one of their series.
+    (rules_dir / "fleetmon-recording.rules.yml").write_text(RECORDING.read_text())
     _, files, _ = compile_paths([TESTDATA / "golden" / "in-seed.yaml"])
     b = bundle.make(files)
     client = make_client(zk_server.hosts)

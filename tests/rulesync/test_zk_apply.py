@@ -17,6 +17,7 @@ from rulesync import HEADER, bundle, publish
 from rulesync.agent import RuleAgent
 from rulesync.cli import main
 from tests.harness.servers import free_port, wait_until
+from tests.rulesync.conftest import RECORDING
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "rules.yaml"
@@ -45,6 +46,9 @@ def two_shards(rules_prometheus, zk_server, zk_root):
     started = []
     for shard in ("a", "b"):
         prom, rules_dir = rules_prometheus(f"shard-{shard}")
+        # Every shard loads fleetmon's recording rules (shard.yml.tmpl's shard-rules/).
+        (rules_dir / "fleetmon-recording.rules.yml").write_text(RECORDING.read_text())
+        assert prom.reload().status_code == 200
         client = make_client(zk_server.hosts)
         client.start(timeout=15)
         client.create(f"{zk_root}/shards/{shard}/r0", json.dumps(
@@ -68,6 +72,7 @@ def test_apply_to_two_shards_status_diff_and_rejected_bundle(two_shards, zk_serv
     assert "a/r0: loaded" in r.output and "b/r0: loaded" in r.output and f"all 2 shard replica(s) on {version}" in r.output
     for prom, rules_dir, _, _ in two_shards:
         assert {"HighCpuUsage", "HostDown", "ManyRootLogins"} <= rule_names(prom)
+        assert "instance:memory_usage:percent" in (rules_dir / "rules.rules.yml").read_text()
         assert loaded_version(prom) == version
         assert (rules_dir / "rules.rules.yml").read_text().startswith(HEADER)
 
@@ -119,6 +124,72 @@ def test_apply_to_two_shards_status_diff_and_rejected_bundle(two_shards, zk_serv
         assert "SwapHeavy" in names and "HostDown" not in names
 
 
+def test_apply_is_compare_and_set(zk_server, zk_root, zk_client, tmp_path: Path) -> None:
+    """Two people applying at once: the one whose comparison is stale gets an error, exit 1,
+    and the other's bundle stays published (no live shards here, so apply returns at once)."""
+    zk = ["--zk", zk_server.hosts, "--root", zk_root]
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    mine, theirs = tmp_path / "mine.yaml", tmp_path / "theirs.yaml"
+    mine.write_text(yaml.safe_dump(doc, sort_keys=False))
+    doc["rules"][0]["above"] = 95
+    theirs.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    d = cli("diff", str(mine), *zk)
+    assert d.exit_code == 0 and "znode version -1" in d.output, d.output
+    first = cli("apply", str(theirs), *zk, "--expect-znode-version", "-1")
+    assert first.exit_code == 0, first.output
+    theirs_version = publish.published(zk_client, zk_root).version
+    # I reviewed the diff against "nothing published": my apply must not overwrite theirs.
+    late = cli("apply", str(mine), *zk, "--expect-znode-version", "-1")
+    assert late.exit_code == 1
+    assert "NOT published" in late.output and "someone else applied in between" in late.output
+    assert theirs_version in late.output
+    assert publish.published(zk_client, zk_root).version == theirs_version
+
+    d = cli("diff", str(mine), *zk)
+    assert "znode version 0" in d.output and "~ HighCpuUsage" in d.output, d.output
+    ok = cli("apply", str(mine), *zk, "--expect-znode-version", "0")
+    assert ok.exit_code == 0, ok.output
+    assert publish.published(zk_client, zk_root).version != theirs_version
+    # Without the option apply compares with what it reads itself, just before publishing.
+    again = cli("apply", str(theirs), *zk)
+    assert again.exit_code == 0 and "replacing" in again.output and "(znode version 1)" in again.output
+
+    # The race itself, on two real sessions: both read version N, both publish with it.
+    other = make_client(zk_server.hosts)
+    other.start(timeout=15)
+    try:
+        _, n1 = publish.published_with_version(zk_client, zk_root)
+        _, n2 = publish.published_with_version(other, zk_root)
+        assert n1 == n2 == 2
+        b1 = bundle.make({"one.rules.yml": f"{HEADER}\ngroups: []\n"})
+        b2 = bundle.make({"two.rules.yml": f"{HEADER}\ngroups: []\n"})
+        assert publish.publish(zk_client, zk_root, b1, expected_version=n1) == 3
+        with pytest.raises(publish.PublishConflict, match="znode version 2.*bundle " + b1.version):
+            publish.publish(other, zk_root, b2, expected_version=n2)
+    finally:
+        other.stop()
+        other.close()
+    assert publish.published(zk_client, zk_root).version == b1.version
+
+
+def test_apply_refuses_before_publishing_to_a_shard_without_recording_rules(
+        rules_prometheus, zk_server, zk_root, zk_client) -> None:
+    prom, _ = rules_prometheus("bare")  # no recording.yml: the example's memory rule would be silent
+    zk_client.create(f"{zk_root}/shards/bare/r0", json.dumps(
+        {"shard": "bare", "replica": "r0", "prometheus_url": prom.url}).encode(), ephemeral=True, makepath=True)
+    zk = ["--zk", zk_server.hosts, "--root", zk_root]
+    r = cli("apply", str(EXAMPLE), *zk, "--timeout", "1")
+    assert r.exit_code == 1
+    assert "NOT published" in r.output and "bare/r0" in r.output
+    assert "does not load the recording rule(s) instance:memory_usage:percent" in r.output
+    assert not zk_client.exists(publish.bundle_path(zk_root))
+    # Compiled without reuse it is published (and, with no agent here, times out waiting).
+    r = cli("apply", str(EXAMPLE), *zk, "--timeout", "1", "--no-recorded")
+    assert r.exit_code == 1 and "timed out after 1s" in r.output and "bare/r0" in r.output
+    assert "instance:memory_usage:percent" not in publish.published(zk_client, zk_root).files["rules.rules.yml"]
+
+
 def test_apply_times_out_naming_the_silent_shard(zk_server, zk_root, zk_client) -> None:
     # A live shard replica with no agent never reports.
     zk_client.create(f"{zk_root}/shards/c/r9", b"{}", ephemeral=True, makepath=True)
@@ -135,6 +206,8 @@ def test_apply_without_zookeeper_fails_cleanly() -> None:
 def test_discovery_sidecar_runs_the_agent(rules_prometheus, zk_server, zk_root, zk_client, tmp_path: Path) -> None:
     """`fleet-discovery run --rules-dir --prometheus-url` (a subprocess) loads the published rules."""
     prom, rules_dir = rules_prometheus("sidecar")
+    (rules_dir / "fleetmon-recording.rules.yml").write_text(RECORDING.read_text())
+    assert prom.reload().status_code == 200
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         [sys.executable, "-c", "from discovery.cli import main; main()", "run", "--zk", zk_server.hosts,
