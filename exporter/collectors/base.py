@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,3 +64,17 @@ class Collector:
 
     def close(self) -> None:
         """Release threads or files; called on shutdown."""
+
+
+class DeviceFilter:
+    """node_exporter's ``device-include`` / ``device-exclude`` pair, shared by the collectors
+    that report per device (diskstats, netdev). An include pattern, when set, wins."""
+
+    def __init__(self, include: str, exclude: str):
+        self._include = re.compile(include) if include else None
+        self._exclude = re.compile(exclude) if exclude else None
+
+    def ignored(self, dev: str) -> bool:
+        if self._include is not None:
+            return not self._include.search(dev)
+        return bool(self._exclude and self._exclude.search(dev))

@@ -4,9 +4,8 @@ seconds as node_exporter reports them, plus node_disk_info from udev data."""
 from __future__ import annotations
 
 import os
-import re
 
-from exporter.collectors.base import Collector, read_text
+from exporter.collectors.base import Collector, DeviceFilter, read_text
 from exporter.metrics import Family
 
 SECTOR = 512
@@ -52,14 +51,7 @@ class DiskstatsCollector(Collector):
 
     def __init__(self, roots, **opts):  # noqa: ANN001
         super().__init__(roots, **opts)
-        inc = self.opts["device_include"]
-        self._include = re.compile(inc) if inc else None
-        self._exclude = re.compile(self.opts["device_exclude"]) if self.opts["device_exclude"] else None
-
-    def _ignored(self, dev: str) -> bool:
-        if self._include is not None:
-            return not self._include.search(dev)
-        return bool(self._exclude and self._exclude.search(dev))
+        self._devices = DeviceFilter(self.opts["device_include"], self.opts["device_exclude"])
 
     def _udev(self, major: str, minor: str) -> dict[str, str]:
         info = dict.fromkeys(_UDEV.values(), "")
@@ -83,7 +75,7 @@ class DiskstatsCollector(Collector):
             if len(parts) < 14:
                 continue
             major, minor, dev = parts[0], parts[1], parts[2]
-            if self._ignored(dev):
+            if self._devices.ignored(dev):
                 continue
             stats = parts[3:]
             u = self._udev(major, minor)

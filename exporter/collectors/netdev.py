@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from exporter.collectors.base import Collector, read_text
+from exporter.collectors.base import Collector, DeviceFilter, read_text
 from exporter.metrics import Family
 
 RX = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast")
@@ -24,14 +22,7 @@ class NetdevCollector(Collector):
 
     def __init__(self, roots, **opts):  # noqa: ANN001
         super().__init__(roots, **opts)
-        inc = self.opts["device_include"]
-        self._include = re.compile(inc) if inc else None
-        self._exclude = re.compile(self.opts["device_exclude"]) if self.opts["device_exclude"] else None
-
-    def _ignored(self, dev: str) -> bool:
-        if self._include is not None:
-            return not self._include.search(dev)
-        return bool(self._exclude and self._exclude.search(dev))
+        self._devices = DeviceFilter(self.opts["device_include"], self.opts["device_exclude"])
 
     def collect(self) -> list[Family]:
         stats: dict[str, dict[str, int]] = {}
@@ -39,7 +30,7 @@ class NetdevCollector(Collector):
             dev, _, rest = line.partition(":")
             dev = dev.strip()
             vals = rest.split()
-            if not dev or len(vals) < 16 or self._ignored(dev):
+            if not dev or len(vals) < 16 or self._devices.ignored(dev):
                 continue
             d = {f"receive_{k}": int(v) for k, v in zip(RX, vals[:8], strict=True)}
             d.update({f"transmit_{k}": int(v) for k, v in zip(TX, vals[8:16], strict=True)})
