@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import requests
 
+from fleetmon.stack import child_env, py
 from tests.harness.servers import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def py_cmd(module: str, prog: str, *args: str) -> list[str]:
-    """A package's click ``main`` run from this checkout (console scripts may not be installed yet)."""
-    boot = f"import sys; sys.argv[0] = {prog!r}; from {module} import main; sys.exit(main())"
-    return [sys.executable, "-c", boot, *args]
-
-
-def repo_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env.update(extra or {})
-    return env
+# The same boot the local stack uses: a package's click main from this checkout.
+py_cmd = py
+repo_env = child_env
 
 
 class CliProcess(ManagedProcess):
