@@ -108,35 +108,26 @@ class SourceCounters:
         self.hist_count += rcount
 
     def _feed_syslog(self, lines: list[bytes]) -> None:
-        parse = parsers.parse_syslog
-        sev = self.severities
-        errors = 0
-        for line in lines:
-            s = parse(line)
-            if s is None:
-                errors += 1
-                continue
-            sev[s] = sev.get(s, 0) + 1
-        self.lines += len(lines)
-        self.parse_errors += errors
+        self._count_by(lines, parsers.parse_syslog, self.severities)
 
-    def _feed_levels(self, lines: list[bytes], parse) -> None:  # noqa: ANN001
-        levels = self.levels
+    def _count_by(self, lines: list[bytes], parse, counts: dict[str, int]) -> None:  # noqa: ANN001
+        """Count lines by the one label ``parse`` returns (syslog severity, error level);
+        None is a parse error."""
         errors = 0
         for line in lines:
-            lv = parse(line)
-            if lv is None:
+            key = parse(line)
+            if key is None:
                 errors += 1
                 continue
-            levels[lv] = levels.get(lv, 0) + 1
+            counts[key] = counts.get(key, 0) + 1
         self.lines += len(lines)
         self.parse_errors += errors
 
     def _feed_nginx_error(self, lines: list[bytes]) -> None:
-        self._feed_levels(lines, parsers.parse_nginx_error)
+        self._count_by(lines, parsers.parse_nginx_error, self.levels)
 
     def _feed_apache_error(self, lines: list[bytes]) -> None:
-        self._feed_levels(lines, parsers.parse_apache_error)
+        self._count_by(lines, parsers.parse_apache_error, self.levels)
 
     def cumulative_buckets(self) -> list[tuple[str, int]]:
         out, acc = [], 0
