@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from fleetmon.zk import make_client
-from tests.e2e.parts import REPO, alert_router, rulesync, sidecar
+from tests.e2e.parts import REPO, router_for_rules, rulesync, sidecar
 from tests.harness.servers import (
     AlertmanagerServer,
     PrometheusServer,
@@ -131,12 +131,7 @@ def main() -> None:
     try:
         zk = ZooKeeperServer(tmp / "zk")
         started.append(zk.start())
-        rules = tmp / "rules.yaml"
-        rules.write_text(RULES.replace("@MAILTO@", smtp.mailto_url(to="oncall@example.test")))
-        rulesync("compile", str(rules), "--out", str(tmp / "compiled"))
-        token = tmp / "token"
-        token.write_text(secrets.token_hex(16) + "\n")
-        router = alert_router(tmp / "router", tmp / "compiled" / "recipients.yaml", token)
+        router, token = router_for_rules(tmp, RULES, smtp.mailto_url(to="oncall@example.test"))
         started.append(router.start(timeout=30))
         am = AlertmanagerServer(tmp / "am", am_config(router.port, token, tap.port, smtp))
         started.append(am.start())
@@ -161,7 +156,7 @@ def main() -> None:
         n_hosts = max(20, 2 * args.trials + 4)
         sim = SimulatorProcess(tmp / "sim", hosts=n_hosts, args=["--zk", zk.hosts, "--zk-root", root])
         started.append(sim.start())
-        print(rulesync("apply", str(rules), "--zk", zk.hosts, "--root", root, "--timeout", "30").strip())
+        print(rulesync("apply", str(tmp / "rules.yaml"), "--zk", zk.hosts, "--root", root, "--timeout", "30").strip())
         prom.wait_for_query(f'count(up{{job="fleet"}} == 1) == {n_hosts}', timeout=90)
         print(f"{n_hosts} hosts scraped every {args.scrape}, rules every {args.eval}; warming up {args.warmup:.0f}s")
         time.sleep(args.warmup)  # benchmark pacing (not a test): let normal data accumulate

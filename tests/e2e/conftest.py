@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from fleetmon.zk import make_client
-from tests.e2e.parts import alert_router, rulesync, sidecar
+from tests.e2e.parts import router_for_rules, rulesync, sidecar
 from tests.harness.servers import AlertmanagerServer, PrometheusServer, SmtpSink, ZooKeeperServer, wait_until
 from tests.simulator.simproc import SimulatorProcess
 
@@ -59,12 +59,7 @@ def fleet(zk_server: ZooKeeperServer, tmp_path_factory: pytest.TempPathFactory) 
     started: list = []
     smtp = SmtpSink().start()
     try:
-        rules = tmp / "rules.yaml"
-        rules.write_text(RULES.replace("@MAILTO@", smtp.mailto_url(to="oncall@example.test")))
-        rulesync("compile", str(rules), "--out", str(tmp / "compiled"))
-        token = tmp / "token"
-        token.write_text(secrets.token_hex(16) + "\n")
-        router = alert_router(tmp / "router", tmp / "compiled" / "recipients.yaml", token)
+        router, token = router_for_rules(tmp, RULES, smtp.mailto_url(to="oncall@example.test"))
         started.append(router.start(timeout=30))
         am = AlertmanagerServer(tmp / "alertmanager", {
             "route": {"receiver": "router", "group_by": ["alertname", "notify", "severity"],
@@ -99,7 +94,7 @@ def fleet(zk_server: ZooKeeperServer, tmp_path_factory: pytest.TempPathFactory) 
         sim = SimulatorProcess(tmp / "sim", hosts=12, args=["--zk", zk_server.hosts, "--zk-root", root,
                                                             "--seed", "11"])
         started.append(sim.start())
-        out = rulesync("apply", str(rules), "--zk", zk_server.hosts, "--root", root, "--timeout", "30")
+        out = rulesync("apply", str(tmp / "rules.yaml"), "--zk", zk_server.hosts, "--root", root, "--timeout", "30")
         assert "a/r1: loaded" in out, out
         prom.wait_for_query('count(up{job="fleet"} == 1) == 12', timeout=40)
         yield Fleet(sim, prom, am, smtp)

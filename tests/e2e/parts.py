@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -57,6 +58,18 @@ def alert_router(workdir: Path, recipients: Path, token_file: Path) -> CliProces
         f"http://127.0.0.1:{port}/healthz")
     proc.port = port  # type: ignore[attr-defined]
     return proc
+
+
+def router_for_rules(tmp: Path, rules_text: str, mailto_url: str) -> tuple[CliProcess, Path]:
+    """Compile ``rules_text`` (its ``@MAILTO@`` replaced by ``mailto_url``) and return an unstarted
+    alert-router reading the compiled recipients, with a fresh bearer token file. The rules
+    stay at ``tmp / "rules.yaml"`` for a later ``rulesync apply``."""
+    rules = tmp / "rules.yaml"
+    rules.write_text(rules_text.replace("@MAILTO@", mailto_url))
+    rulesync("compile", str(rules), "--out", str(tmp / "compiled"))
+    token = tmp / "token"
+    token.write_text(secrets.token_hex(16) + "\n")
+    return alert_router(tmp / "router", tmp / "compiled" / "recipients.yaml", token), token
 
 
 def rulesync(*args: str, timeout: float = 60) -> str:
