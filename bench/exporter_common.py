@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.harness.servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,12 +38,6 @@ histogram fleetmon_http_request_duration_seconds buckets 0.005, 0.01, 0.025, 0.0
 
 METHODS = ["GET"] * 8 + ["POST", "PUT", "DELETE", "HEAD"]
 STATUSES = ["200"] * 20 + ["404", "301", "500", "304", "502"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def nginx_lines(n: int, start: int = 0, seed: int = 1) -> list[str]:

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.harness.servers import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -37,14 +39,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:

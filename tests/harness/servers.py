@@ -12,6 +12,7 @@ import email
 import email.policy
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,11 +43,31 @@ class ProcessExited(RuntimeError):
     """A server died while we waited for it: waiting longer cannot help."""
 
 
+# Ports are drawn below Linux's ephemeral range (32768-60999), so an outgoing connection's
+# source port cannot take one between free_port() and the server's bind, and every port
+# handed out in this process is remembered, so two components of one test never get the
+# same port (binding to port 0 twice can return the same port once the first socket closes).
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+_port_rng = random.Random()
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now that no earlier call in this process returned."""
+    with _port_lock:
+        for _ in range(1000):
+            port = _port_rng.randrange(*_PORT_RANGE)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port in {_PORT_RANGE} after 1000 tries")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
