@@ -1,5 +1,5 @@
 """What the recording rules cost and what they save: a Prometheus scraping N simulated hosts
-(`fleet-exporter simulate`) with prometheus/rules/recording.yml + fleet.yml loaded.
+(`fleet-simulator`) with prometheus/rules/recording.yml + fleet.yml loaded.
 
 Prints, each beside its reference measured in the same run:
 - rule evaluation time per cycle (all fleetmon groups) vs the evaluation interval;

@@ -1,7 +1,7 @@
 """Scale benchmark: what a Prometheus shard costs per host and per series, measured on
 simulated fleets of several sizes, plus the global federation cost per shard.
 
-For each fleet size N it starts the simulator (``fleet-exporter simulate --hosts N
+For each fleet size N it starts the simulator (``fleet-simulator --hosts N
 --series-per-host S --file-sd``), a real Prometheus 2.42 shard scraping every simulated
 host through file_sd with the shipped recording rules (prometheus/rules/recording.yml),
 and a global Prometheus federating the shard's recorded series exactly as
@@ -307,7 +307,7 @@ def report(rows: list[dict], ne_series: int | None, ex_series: int | None, serie
     mib = 1024 * 1024
     out: list[str] = []
     rules = ", ".join(rows[0].get("shard_rule_files", [])) or "none"
-    out.append(f"Prometheus 2.42 shard scraping `fleet-exporter simulate --series-per-host {series_per_host}`; "
+    out.append(f"Prometheus 2.42 shard scraping `fleet-simulator --series-per-host {series_per_host}`; "
                f"rules: {rules} every {EVALUATION_INTERVAL}s.\n")
     out.append("| hosts | scrape interval | series/host | head series | samples/s | RSS MiB | RSS B/series "
                "| heap B/series | CPU cores | samples/s per core | ms CPU per 1k samples | scrape p50 / p99 / max ms "

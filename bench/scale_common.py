@@ -76,14 +76,14 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -
 
 
 class Simulator:
-    """``fleet-exporter simulate`` as a subprocess writing a file_sd file of its hosts."""
+    """``fleet-simulator`` as a subprocess writing a file_sd file of its hosts."""
 
     def __init__(self, hosts: int, series_per_host: int, port: int, file_sd: Path, log_path: Path):
         self.hosts, self.port, self.file_sd = hosts, port, file_sd
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter.simulate", "--hosts", str(hosts), "--listen", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "simulator", "--hosts", str(hosts), "--listen", f"127.0.0.1:{port}",
              "--series-per-host", str(series_per_host), "--file-sd", str(file_sd), "--log-level", "warning"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
             start_new_session=True)

@@ -1,6 +1,6 @@
 """Simulator cost: CPU per host scrape, and the share of one core 10,000 hosts take at 15 s.
 
-Starts `fleet-exporter simulate --hosts N` as a subprocess, then
+Starts `fleet-simulator --hosts N` as a subprocess, then
 1. paced: scrapes every host once per interval (default 15 s, N/15 requests/s) over
    keep-alive connections, as Prometheus does, for one or more intervals, and reads the
    simulator's CPU time from /proc: that is the figure the issue asks for;
@@ -146,7 +146,7 @@ def register_time(n: int) -> None:
 
     env = dict(os.environ, PYTHONPATH=str(REPO))
     t0 = time.monotonic()
-    sim = subprocess.Popen([sys.executable, "-m", "exporter.simulate", "--hosts", str(n), "--listen",
+    sim = subprocess.Popen([sys.executable, "-m", "simulator", "--hosts", str(n), "--listen",
                             f"127.0.0.1:{port}", "--zk", zk.hosts], env=env, cwd=REPO,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -175,7 +175,7 @@ def main() -> None:
         register_time(args.hosts)
 
     port = free_port()
-    sim = start([sys.executable, "-m", "exporter.simulate", "--hosts", str(args.hosts),
+    sim = start([sys.executable, "-m", "simulator", "--hosts", str(args.hosts),
                  "--listen", f"127.0.0.1:{port}"], port)
     try:
         import requests

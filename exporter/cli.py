@@ -149,12 +149,5 @@ def check_config(config_path: str, web_config_file: str | None) -> None:
     click.echo(f"{config_path}: OK")
 
 
-try:
-    from exporter.simulate import simulate
-except ImportError:  # the simulator is optional; the exporter works without it
-    simulate = None
-if simulate is not None:
-    main.add_command(simulate)
-
 if __name__ == "__main__":
     main()

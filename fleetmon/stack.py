@@ -464,7 +464,7 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
                 "--scenario", str(REPO / "stack" / "scenario.yaml")]
     if procs and procs[0].name == "zookeeper":
         sim_args += ["--zk", zk]
-    procs.append(Proc("simulator", [sys.executable, "-m", "exporter.simulate", *sim_args],
+    procs.append(Proc("simulator", [sys.executable, "-m", "simulator", *sim_args],
                       lambda: http_ok(u("simulator", "/-/healthy")), u("simulator", "/"),
                       f"host simulator: {n_hosts} hosts, scenario stack/scenario.yaml"))
     return procs, missing
@@ -532,7 +532,7 @@ def start(n_hosts: int) -> int:
     print(f"\nfleetmon stack is up in {time.monotonic() - t0:.0f}s. State, pid files and logs: {RUN}/\n")
     for p in procs:
         print(f"  {p.what:<62} {p.url}")
-    # web-NNNN hosts are 10 of every 20 (exporter/sim_model.py): web-0042 needs 84 hosts.
+    # web-NNNN hosts are 10 of every 20 (simulator/model.py): web-0042 needs 84 hosts.
     if n_hosts >= 84:
         print("\n  The seed's alert (HighCpuUsage: 5-minute average CPU above 80%) fires for web-0042 within")
         print("  a few minutes and its email appears in the mailbox page; more scenario events follow")

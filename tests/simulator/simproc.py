@@ -27,7 +27,7 @@ class SimulatorProcess(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "exporter.simulate", "--hosts", str(self.hosts),
+        return [sys.executable, "-m", "simulator", "--hosts", str(self.hosts),
                 "--listen", f"127.0.0.1:{self.port}", *self.args]
 
     def env(self) -> dict[str, str]:

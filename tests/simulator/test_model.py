@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.sim_model import Fleet
-from exporter.sim_scenario import parse_event
+from simulator.model import Fleet
+from simulator.scenario import parse_event
 
 T0 = 1_800_000_000.0
 

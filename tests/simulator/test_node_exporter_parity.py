@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.sim_model import Fleet
+from simulator.model import Fleet
 from tests.harness.servers import ManagedProcess, free_port
 
 COLLECTORS = ("cpu", "meminfo", "filesystem", "diskstats", "loadavg", "netdev", "netstat", "stat", "uname",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.sim_scenario import FOREVER, ScenarioError, load_scenario, parse_duration
+from simulator.scenario import FOREVER, ScenarioError, load_scenario, parse_duration
 
 
 def write(tmp_path, text):
@@ -78,7 +78,7 @@ def test_cli_refuses_bad_scenario_and_taken_port(tmp_path):
 
     from click.testing import CliRunner
 
-    from exporter.simulate import simulate
+    from simulator import simulate
 
     bad = write(tmp_path, "events: [{type: cpu, hosts: web-0001, value: 150}]")
     res = CliRunner().invoke(simulate, ["--hosts", "3", "--scenario", str(bad)])

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exporter.sim_scenario import FOREVER, Event
+from simulator.scenario import FOREVER, Event
 
 # Driver indexes into a host's X vector.
 ONE, UPTIME, JCPU, JHTTP, J5XX, GMEM, L1, L5, L15, NOW, BOOT, UCPU, RHTTP = range(13)

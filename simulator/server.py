@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from exporter.sim_model import Fleet
-from exporter.sim_scenario import ScenarioError, parse_event
+from simulator.model import Fleet
+from simulator.scenario import ScenarioError, parse_event
 
 log = logging.getLogger("fleetmon.simulate")
 

@@ -1,9 +1,9 @@
-"""`fleet-exporter simulate`: serve N virtual hosts from one process and register them.
+"""`fleet-simulator`: serve N virtual hosts from one process and register them.
 
 Each host answers at ``/hosts/<name>/metrics`` on one port with a node_exporter-shaped
-metric set (see exporter/sim_model.py) and is registered in ZooKeeper through
+metric set (see simulator/model.py) and is registered in ZooKeeper through
 ``discovery.registry.Registrar`` so discovery shards it like a real host. Scenario events
-(exporter/sim_scenario.py) bend chosen hosts' metrics; a ``host_down`` event drops the
+(simulator/scenario.py) bend chosen hosts' metrics; a ``host_down`` event drops the
 host's scrapes and liveness node, and deregisters it after ``deregister_after``.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import click
 
-from exporter.sim_model import Fleet, Host
-from exporter.sim_scenario import FOREVER, Event, ScenarioError, load_scenario
-from exporter.sim_server import HOST_PREFIX, SimulatorApp, serve
+from simulator.model import Fleet, Host
+from simulator.scenario import FOREVER, Event, ScenarioError, load_scenario
+from simulator.server import HOST_PREFIX, SimulatorApp, serve
 
 log = logging.getLogger("fleetmon.simulate")
 
@@ -182,7 +182,3 @@ async def _main(fleet: Fleet, reg: Registration, host: str, port: int, events: l
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     finally:
         reg.stop(deregister_on_exit)
-
-
-if __name__ == "__main__":  # `python -m exporter.simulate` works before/without the fleet-exporter group
-    simulate()
