@@ -29,7 +29,14 @@ from discovery.registry import Registrar
 from discovery.sharding import assign, hashmod_assign
 from discovery.watcher import load_view
 from fleetmon.zk import make_client
-from tests.harness.servers import PrometheusServer, ZooKeeperServer, free_port, port_open, wait_until
+from tests.harness.servers import (
+    PrometheusServer,
+    ZooKeeperServer,
+    free_port,
+    port_open,
+    stop_process,
+    wait_until,
+)
 
 FLEET_DISCOVERY = str(Path(sys.executable).parent / "fleet-discovery")
 REPO = Path(__file__).resolve().parents[1]
@@ -74,13 +81,7 @@ class SidecarProc:
             return False
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
         self.log.close()
 
 

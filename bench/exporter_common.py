@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness.servers import free_port
+from tests.harness.servers import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,13 +83,8 @@ class Proc:
         raise RuntimeError(f"{self.name} not ready")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.p and self.p.poll() is None:
-            os.kill(self.p.pid, sig)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.p.pid, signal.SIGKILL)
-                self.p.wait(10)
+        if self.p:
+            stop_process(self.p, 10, sig)
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()

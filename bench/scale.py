@@ -57,7 +57,7 @@ from bench.scale_common import (
     self_metrics,
     wait_for,
 )
-from tests.harness.servers import PrometheusServer, free_port
+from tests.harness.servers import PrometheusServer, free_port, stop_process
 
 RULES_DIR = REPO / "prometheus" / "rules"
 SHARD_RULES = ["recording.yml"]
@@ -127,8 +127,7 @@ def node_exporter_series() -> int | None:
                         "node_exporter")
         return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
 
 
 def exporter_series() -> int | None:
@@ -146,8 +145,7 @@ def exporter_series() -> int | None:
     except TimeoutError:
         return None
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
         Path(f"/tmp/fleetmon-scale-exporter-{port}.json").unlink(missing_ok=True)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness.servers import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -100,13 +102,7 @@ class Simulator:
         return sum(1 for line in body.splitlines() if line and not line.startswith("#"))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 15)
         self.log.close()
 
 
@@ -137,11 +133,5 @@ class VictoriaMetrics:
         return requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=60).json()["data"]["result"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 30)
         self.log.close()

@@ -98,6 +98,28 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Stop a child by PID: ``sig`` (SIGTERM), then SIGKILL after ``timeout``; always reaps it.
+
+    The one stop path for every process a test or a benchmark starts.
+    """
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=timeout)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
 class ManagedProcess:
     """A child process with a log file, started and stopped by PID."""
 
@@ -150,15 +172,8 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; always reaps the process."""
-        if not self.proc or self.proc.poll() is not None:
-            return
-        try:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        except ProcessLookupError:
-            pass
+        if self.proc:
+            stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, for fault tests."""
