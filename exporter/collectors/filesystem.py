@@ -107,12 +107,13 @@ class FilesystemCollector(Collector):
         pending, errors, deadline = self._prepared
         self._prepared = None
         done, not_done = wait_futures(list(pending), timeout=max(0.0, deadline - time.monotonic()))
+        # No completion callback and no lock around the hand-over: a callback added to a
+        # future that completes meanwhile runs at once in this thread, and taking a lock
+        # there deadlocked the scrape. The next prepare() polls the future instead.
+        stuck = {pending[fut][1]: fut for fut in not_done}
         with self._lock:
-            for fut in not_done:
-                mp = pending[fut][1]
-                self._stuck[mp] = fut
-                fut.add_done_callback(lambda _f, mp=mp: self._unstick(mp))
-                errors.append(pending[fut])
+            self._stuck.update(stuck)
+        errors.extend(pending[fut] for fut in not_done)
         for fut, m in pending.items():
             if fut not in done:
                 continue
@@ -138,21 +139,22 @@ class FilesystemCollector(Collector):
         errors: list[tuple[str, str, str, str]] = []
         mounts = self.mounts()
         with self._lock:
-            for m in mounts:
-                if m[1] in self._stuck:
-                    errors.append(m)
-                    continue
-                path = self._path(m[1])
-                pending[self._pool.submit(lambda p=path: self._statfs(p))] = m
+            # A stuck call that has returned since frees its mount for this scrape.
+            for mp in [mp for mp, fut in self._stuck.items() if fut.done()]:
+                del self._stuck[mp]
+            stuck = set(self._stuck)
+        for m in mounts:
+            if m[1] in stuck:
+                errors.append(m)
+                continue
+            path = self._path(m[1])
+            pending[self._pool.submit(lambda p=path: self._statfs(p))] = m
         self._prepared = (pending, errors, time.monotonic() + float(self.opts["mount_timeout"]))
 
-    def _unstick(self, mountpoint: str) -> None:
-        with self._lock:
-            self._stuck.pop(mountpoint, None)
-
     def stuck_mounts(self) -> list[str]:
+        """Mount points whose statfs is still blocked."""
         with self._lock:
-            return sorted(self._stuck)
+            return sorted(mp for mp, fut in self._stuck.items() if not fut.done())
 
     def close(self) -> None:
         self._pool.close()

@@ -186,3 +186,51 @@ def test_textfile_collector(tmp_path: Path) -> None:
     s = scrape(host)
     assert value(s, "node_textfile_scrape_error") == 1
     assert value(s, "backup_last_success_seconds", job="db") == 1764300000
+
+
+def test_stuck_statfs_returning_just_after_the_deadline_does_not_deadlock(tmp_path: Path, monkeypatch) -> None:
+    """The interleaving that froze the exporter: a stuck statfs returns after the scrape's
+    wait timed out but before the collector has recorded the mount as stuck. The wait is
+    wrapped so that this happens every time, not one run in a thousand."""
+    import exporter.collectors.filesystem as fsmod
+
+    proc = write_procfs(tmp_path)
+    release = threading.Event()
+    returned = threading.Event()
+
+    def statfs(path: str) -> os.statvfs_result:
+        if path == "/srv/stuck":
+            release.wait(30)
+            returned.set()
+        return os.statvfs(tmp_path)
+
+    real_wait = fsmod.wait_futures
+
+    def wait_then_finish_the_stragglers(fs, timeout=None):  # noqa: ANN001, ANN202
+        done, not_done = real_wait(fs, timeout=timeout)
+        if not_done:  # the deadline passed; now let the stuck call return and complete
+            release.set()
+            real_wait(not_done, timeout=10)
+        return done, not_done
+
+    monkeypatch.setattr(fsmod, "wait_futures", wait_then_finish_the_stragglers)
+    fs = FilesystemCollector(Roots(proc=str(proc)), statfs=statfs, mount_timeout=0.2)
+    host = HostMetrics([fs], timeout=5)
+    result: list[dict] = []
+    t = threading.Thread(target=lambda: result.append(scrape(host)), daemon=True)
+    try:
+        t.start()
+        t.join(15)
+        assert not t.is_alive(), "scrape deadlocked when the stuck statfs returned after the deadline"
+        assert returned.is_set()
+        s = result[0]
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck") == 1
+        assert value(s, "node_filesystem_device_error", mountpoint=str(tmp_path / "data")) == 0
+        # The call has returned, so the next scrape statfs's the mount again and reports it.
+        monkeypatch.setattr(fsmod, "wait_futures", real_wait)
+        s = scrape(host)
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck") == 0
+        assert fs.stuck_mounts() == []
+    finally:
+        release.set()
+        host.close()
