@@ -144,7 +144,7 @@ class _SlowCollector(Collector):
         return [Family("slow_value", "gauge", "A value.").add((), self.calls)]
 
 
-def test_slow_collector_serves_last_value_without_slowing_scrape(tmp_path: Path) -> None:
+def test_slow_collector_serves_no_stale_value_and_does_not_slow_the_scrape(tmp_path: Path) -> None:
     slow = _SlowCollector()
     proc = write_procfs(tmp_path)
     fast = build_collectors(Roots(proc=str(proc)), {"filesystem": {"enabled": False}})
@@ -155,13 +155,18 @@ def test_slow_collector_serves_last_value_without_slowing_scrape(tmp_path: Path)
         t0 = time.monotonic()
         s = scrape(host)  # blocks inside collect(): time-boxed to 0.3 s
         assert time.monotonic() - t0 < 1.5
-        assert value(s, "slow_value") == 1  # last good value
+        assert "slow_value" not in s  # no stale sample with a fresh timestamp
         assert value(s, "node_scrape_collector_success", collector="slow") == 0
         assert value(s, "node_load1") == 0.5
         t0 = time.monotonic()
         s = scrape(host)  # still stuck: not called again, no wait at all
         assert time.monotonic() - t0 < 0.25
         assert slow.calls == 2
+        assert "slow_value" not in s and value(s, "node_scrape_collector_success", collector="slow") == 0
+        slow.gate.set()  # unstuck: the next scrape calls it again and serves its fresh value
+        from tests.harness.servers import wait_until
+        wait_until(lambda: value(scrape(host), "slow_value") is not None, timeout=5, what="fresh value")
+        assert value(scrape(host), "node_scrape_collector_success", collector="slow") == 1
     finally:
         slow.gate.set()
         host.close()
