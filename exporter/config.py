@@ -38,6 +38,10 @@ class ExporterConfig:
     rootfs_path: str = "/"
     udev_data_path: str = "/run/udev/data"
     collector_timeout: float = 5.0
+    # The /metrics server's bounds (exporter/server.py): connections served at once, and
+    # seconds for a request to arrive and its response to be taken.
+    web_max_requests: int = 10
+    web_request_timeout: float = 30.0
     collectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
     tailing: dict[str, Any] = field(default_factory=dict)
