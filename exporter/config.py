@@ -181,10 +181,16 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
                 bad(at + (opt,), f"unknown option (known: {known_opts})")
                 continue
             typ = spec[1]
+            if typ is bool:
+                if isinstance(v, bool):
+                    out[opt] = v
+                else:
+                    bad(at + (opt,), "must be true or false")
+                continue
             if typ is float and isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
                 out[opt] = float(v)
             elif typ is str and isinstance(v, str):
-                if opt.endswith(("_exclude", "_include")):
+                if opt.endswith(("_exclude", "_include")) and v:
                     try:
                         re.compile(v)
                     except re.error as exc:

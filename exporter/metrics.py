@@ -81,7 +81,8 @@ def render(families: Iterable[Family]) -> bytes:
     """The Prometheus text exposition (version 0.0.4) of ``families``."""
     out: list[str] = []
     for fam in families:
-        fam.render(out)
+        if fam.samples:  # as client_golang: a family with no samples is not written at all
+            fam.render(out)
     # File names are bytes on Linux; a non-UTF-8 one (surrogate-escaped by Python) must not
     # fail the scrape.
     return "".join(out).encode("utf-8", "backslashreplace")

@@ -5,6 +5,11 @@ A dead NFS server makes statfs(2) block forever. Each call runs on a daemon work
 with a deadline (``mount_timeout``); a mount that misses it is reported with
 ``node_filesystem_device_error=1`` and skipped on later scrapes until the stuck
 call returns, so one hung mount costs one thread and never slows a scrape again.
+
+With ``--path.rootfs=/host`` (node_exporter's documented container setup, the host's
+/ bind-mounted at /host) the mount table lists the host's mounts as /host/...; as
+node_exporter does, the prefix is removed from the reported mount point and the
+statfs goes to /host/<mount point>, once.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class FilesystemCollector(Collector):
             parts = line.split()
             if len(parts) < 4:
                 continue
-            dev, mp, fstype, mopts = _unescape(parts[0]), _unescape(parts[1]), parts[2], parts[3]
+            dev, mp, fstype, mopts = _unescape(parts[0]), self._strip_rootfs(_unescape(parts[1])), parts[2], parts[3]
             if self._mp_exclude and self._mp_exclude.search(mp):
                 continue
             if self._fs_exclude and self._fs_exclude.search(fstype):
@@ -84,6 +89,16 @@ class FilesystemCollector(Collector):
             seen.add(key)
             out.append((dev, mp, fstype, mopts))
         return out
+
+    def _strip_rootfs(self, mountpoint: str) -> str:
+        root = self.roots.rootfs.rstrip("/")
+        if not root:
+            return mountpoint
+        if mountpoint == root:
+            return "/"
+        if mountpoint.startswith(root + "/"):
+            return mountpoint[len(root):]
+        return mountpoint
 
     def _path(self, mountpoint: str) -> str:
         root = self.roots.rootfs

@@ -54,7 +54,9 @@ def test_fixture_values(tmp_path: Path) -> None:
     assert value(s, "node_network_receive_multicast_total", device="eth0") == 3
     assert value(s, "node_network_receive_nohandler_total", device="eth0") == 8
     assert value(s, "node_network_receive_bytes_total", device="lo") is None
-    assert value(s, "node_uname_info", nodename="fixture-host", release="6.1.0-test", sysname="Linux") == 1
+    # uname(2), not --path.procfs, as node_exporter: the fixture's kernel/hostname are not used.
+    un = os.uname()
+    assert value(s, "node_uname_info", nodename=un.nodename, release=un.release, sysname=un.sysname) == 1
     for name in REGISTRY:
         if name != "filesystem":
             assert value(s, "node_scrape_collector_success", collector=name) == 1, name
@@ -186,7 +188,8 @@ def test_textfile_collector(tmp_path: Path) -> None:
     s = scrape(host)
     assert value(s, "backup_last_success_seconds", job="db") == 1764300000
     assert value(s, "node_textfile_scrape_error") == 0
-    assert value(s, "node_textfile_mtime_seconds", file="backup.prom") > 0
+    mtime = value(s, "node_textfile_mtime_seconds", file=str(d / "backup.prom"))
+    assert mtime == int((d / "backup.prom").stat().st_mtime)  # the path, whole seconds: node_exporter's
     (d / "broken.prom").write_text("this is { not valid\n")
     s = scrape(host)
     assert value(s, "node_textfile_scrape_error") == 1
@@ -239,3 +242,31 @@ def test_stuck_statfs_returning_just_after_the_deadline_does_not_deadlock(tmp_pa
     finally:
         release.set()
         host.close()
+
+
+def test_textfile_parsing_follows_node_exporter(tmp_path: Path) -> None:
+    from exporter.collectors.cpu import parse_cpu_list
+    from exporter.collectors.textfile import TextfileCollector
+
+    assert parse_cpu_list("0-2,5,7-8\n") == [0, 1, 2, 5, 7, 8] and parse_cpu_list("\n") == []
+    d = tmp_path / "tf"
+    d.mkdir()
+    (d / "a.prom").write_text('# TYPE jobs counter\njobs{q="x"} 3\n# TYPE job_created gauge\njob_created 17\n'
+                              'esc{path="C:\\\\dir\\"q\\"\\n"} 1\n')
+    (d / ".hidden.prom").write_text("hidden_metric 1\n")
+    host = HostMetrics([TextfileCollector(Roots(), directory=str(d))])
+    s = scrape(host)
+    text = render(host.collect()).decode()
+    assert '\njobs{q="x"} 3\n' in text  # no renaming to jobs_total, as node_exporter
+    assert value(s, "job_created") == 17  # a *_created gauge keeps its samples
+    assert value(s, "esc", path='C:\\dir"q"\n') == 1
+    assert f"# HELP esc Metric read from {d / 'a.prom'}\n" in text
+    assert value(s, "hidden_metric") == 1  # node_exporter reads every *.prom name, dotfiles too
+    assert value(s, "node_textfile_scrape_error") == 0
+    for bad in ('ts_metric 1 1764000000000\n', 'x{a="1" 1\n', '# TYPE x summary\n# TYPE x gauge\n', 'x 1 2 3\n',
+                'x{a="1",a="2"} 1\n', "x abc\n"):
+        (d / "bad.prom").write_text("good 1\n" + bad)
+        s = scrape(host)
+        assert value(s, "node_textfile_scrape_error") == 1, bad
+        assert "good" not in s and "ts_metric" not in s, bad  # the whole file is skipped
+        assert value(s, "job_created") == 17
