@@ -126,7 +126,7 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: the config must be a mapping of keys"])
     known = {"listen", "web_config_file", "proc_path", "sys_path", "rootfs_path", "udev_data_path",
-             "collector_timeout", "collectors", "logs", "tailing", "zk"}
+             "collector_timeout", "collectors", "logs", "tailing", "zk", "web_max_requests", "web_request_timeout"}
     for k in data:
         if k not in known:
             bad((k,), f"unknown key (known: {', '.join(sorted(known))})")
@@ -148,6 +148,19 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
             cfg.collector_timeout = float(v)
         else:
             bad(("collector_timeout",), "must be a positive number of seconds")
+
+    if "web_max_requests" in data:
+        v = data["web_max_requests"]
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            cfg.web_max_requests = v
+        else:
+            bad(("web_max_requests",), "must be a positive integer (connections served at once)")
+    if "web_request_timeout" in data:
+        v = data["web_request_timeout"]
+        if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0.1:
+            cfg.web_request_timeout = float(v)
+        else:
+            bad(("web_request_timeout",), "must be a number of seconds >= 0.1")
 
     colls = data.get("collectors") or {}
     if not isinstance(colls, dict):

@@ -54,6 +54,7 @@ class _Server(HTTPServer):
         self.web = web
         self.request_timeout = timeout
         self.rejected = 0
+        self._last_warning = -10.0
         self.busy = 0  # connections being served; the accept loop adds, workers subtract
         self._busy_lock = threading.Lock()
         self._free = threading.Semaphore(workers)
@@ -77,7 +78,11 @@ class _Server(HTTPServer):
             self._queue.put((request, client_address))
             return
         self.rejected += 1
-        log.warning("all HTTP workers busy; refusing a connection from %s", client_address)
+        now = time.monotonic()
+        if now - self._last_warning >= 10:  # a flood of clients must not flood the log too
+            self._last_warning = now
+            log.warning("all HTTP workers busy; refusing connections with 503 (%d so far), latest from %s",
+                        self.rejected, client_address)
         if isinstance(request, ssl.SSLSocket) or self._rejects.qsize() >= 64:
             self.shutdown_request(request)
             return
