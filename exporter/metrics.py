@@ -55,7 +55,7 @@ class Family:
 
     def add(self, values: Sequence[str] = (), value: float = 0.0) -> Family:
         if values:
-            ls = ",".join(f'{k}="{escape_value(str(v))}"' for k, v in zip(self.labels, values, strict=True))
+            ls = ",".join([f'{k}="{escape_value(str(v))}"' for k, v in zip(self.labels, values, strict=True)])
         else:
             ls = ""
         self.samples.append(("", ls, value))

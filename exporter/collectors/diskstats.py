@@ -67,13 +67,26 @@ class DiskstatsCollector(Collector):
     def __init__(self, roots, **opts):  # noqa: ANN001
         super().__init__(roots, **opts)
         self._devices = DeviceFilter(self.opts["device_include"], self.opts["device_exclude"])
+        self._udev_cache: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
 
-    def _udev(self, major: str, minor: str) -> dict[str, str]:
+    def _udev(self, major: str, minor: str, fresh: dict) -> dict[str, str]:
+        path = os.path.join(self.roots.udev, f"b{major}:{minor}")
+        try:
+            st = os.stat(path)
+        except OSError:
+            return {}
+        # udev rewrites a device's file (a new inode) when its properties change.
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = self._udev_cache.get(path)
+        if hit is not None and hit[0] == key:
+            fresh[path] = hit
+            return hit[1]
         info: dict[str, str] = {}
         try:
-            text = read_text(os.path.join(self.roots.udev, f"b{major}:{minor}"))
+            text = read_text(path)
         except OSError:
             return info
+        fresh[path] = (key, info)
         for line in text.splitlines():
             if line.startswith("E:"):
                 k, sep, v = line[2:].partition("=")
@@ -90,6 +103,7 @@ class DiskstatsCollector(Collector):
         dminfo = Family("node_disk_device_mapper_info", "gauge", "Info about disk device mapper.",
                         ("device", "name", "uuid", "vg_name", "lv_name", "lv_layer"))
         ata = {k: Family(name, "gauge", help_, ("device",)) for k, (name, help_) in _ATA.items()}
+        fresh: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}  # only devices still present
         for line in read_text(self.roots.procfile("diskstats")).splitlines():
             parts = line.split()
             if len(parts) < 14:
@@ -98,7 +112,7 @@ class DiskstatsCollector(Collector):
             if self._devices.ignored(dev):
                 continue
             stats = parts[3:]
-            u = self._udev(major, minor)
+            u = self._udev(major, minor, fresh)
             g = u.get
             # node_exporter 1.5 takes ID_SERIAL_SHORT (later versions prefer SCSI_IDENT_SERIAL).
             info.add((dev, major, minor, g("ID_PATH", ""), g("ID_WWN", ""), g("ID_MODEL", ""), g("ID_SERIAL_SHORT", ""),
@@ -118,4 +132,5 @@ class DiskstatsCollector(Collector):
                     v = _go_float(u[key]) if key in u else None
                     if v is not None:
                         fam.add((dev,), v)
+        self._udev_cache = fresh
         return [info, fsinfo, dminfo, *ata.values()] + [f for f in fams if f.samples]

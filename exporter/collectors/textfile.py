@@ -218,6 +218,10 @@ class TextfileCollector(Collector):
         "directory": ("", str, "Directory to read *.prom files from (empty: collector yields only its error gauge)."),
     }
 
+    def __init__(self, roots, **opts):  # noqa: ANN001
+        super().__init__(roots, **opts)
+        self._cache: dict[str, tuple[tuple[int, int, int, int], list[Family]]] = {}
+
     def collect(self) -> list[Family]:
         directory = self.opts["directory"]
         error = 0
@@ -232,28 +236,43 @@ class TextfileCollector(Collector):
             except OSError as exc:
                 log.error("failed to read textfile collector directory %s: %s", directory, exc.strerror or exc)
                 error = 1
+        cache: dict[str, tuple[tuple[int, int, int, int], list[Family]]] = {}
         for name in names:
             path = os.path.normpath(os.path.join(directory, name))
             try:
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    fams = to_families(parse(fh.read()), path)
-                    st = os.fstat(fh.fileno())
+                st = os.stat(path)
+                # Files are replaced by rename (or rewritten, which moves mtime or size): an
+                # unchanged (device, inode, mtime, size) is the same content, parsed already.
+                key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+                hit = self._cache.get(path)
+                if hit is not None and hit[0] == key:
+                    fams = hit[1]
+                else:
+                    with open(path, encoding="utf-8", errors="replace") as fh:
+                        fams = to_families(parse(fh.read()), path)
             except (OSError, ParseError) as exc:  # a bad file must not fail the scrape
                 log.warning("textfile %s: %s", path, exc)
                 error = 1
                 continue
+            cache[path] = (key, fams)
             bad = [f.name for f in fams if f.name in seen and seen[f.name].type != f.type]
             if bad or any(f.name.startswith("node_textfile_") for f in fams):
                 log.warning("textfile %s: conflicting metric families %s", path, bad)
                 error = 1
                 continue
             for f in fams:
-                if f.name in seen:
-                    seen[f.name].samples.extend(f.samples)
-                else:
+                prev = seen.get(f.name)
+                if prev is None:
                     seen[f.name] = f
                     out.append(f)
+                    continue
+                # Merge into a copy: the cached families are shared between scrapes.
+                merged = Family(prev.name, prev.type, prev.help)
+                merged.samples = prev.samples + f.samples
+                seen[f.name] = merged
+                out[out.index(prev)] = merged
             mtime.add((path,), int(st.st_mtime))
+        self._cache = cache
         if mtime.samples:
             out.append(mtime)
         out.append(Family("node_textfile_scrape_error", "gauge",

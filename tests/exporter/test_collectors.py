@@ -270,3 +270,26 @@ def test_textfile_parsing_follows_node_exporter(tmp_path: Path) -> None:
         assert value(s, "node_textfile_scrape_error") == 1, bad
         assert "good" not in s and "ts_metric" not in s, bad  # the whole file is skipped
         assert value(s, "job_created") == 17
+
+
+def test_textfile_changes_are_seen_and_merged_families_stay_whole(tmp_path: Path) -> None:
+    from exporter.collectors.textfile import TextfileCollector
+
+    d = tmp_path / "tf"
+    d.mkdir()
+    (d / "a.prom").write_text('shared{f="a"} 1\n')
+    (d / "b.prom").write_text('shared{f="b"} 2\n')
+    host = HostMetrics([TextfileCollector(Roots(), directory=str(d))])
+    for _ in range(3):  # the merged family is built afresh each time, never grows
+        text = render(host.collect()).decode()
+        assert text.count("shared{") == 2, text
+    tmp = d / "a.prom.tmp"
+    tmp.write_text('shared{f="a"} 5\n')
+    os.replace(tmp, d / "a.prom")  # the atomic replacement cron jobs do
+    assert value(scrape(host), "shared", f="a") == 5
+    (d / "a.prom").write_text('shared{f="a"} 7\n')  # rewritten in place, same size
+    st = (d / "a.prom").stat()
+    os.utime(d / "a.prom", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert value(scrape(host), "shared", f="a") == 7
+    (d / "b.prom").unlink()
+    assert value(scrape(host), "shared", f="b") is None
