@@ -219,6 +219,7 @@ def build(root: Path, mount_prefix: str = "") -> Tree:
               ("/dev/mapper/vg0-root", "/srv/data", "ext4", "rw,relatime"),
               ("/dev/sdb", "/srv/ro\\040archive", "xfs", "ro,relatime"),
               ("server:/export", "/srv/nfs-gone", "nfs4", "rw,relatime"),
+              ("/dev/sdc1", "/srv/ext-gone", "ext4", "rw,relatime"),
               ("overlay", "/var/lib/docker/overlay2/abc/merged", "overlay", "rw"),
               ("tmpfs", "/tmp", "tmpfs", "rw,nosuid,nodev")]
     (rootfs / "srv").mkdir()

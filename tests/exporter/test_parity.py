@@ -128,7 +128,7 @@ def test_identical_to_node_exporter_on_fixture_trees(tmp_path: Path, exporter_fa
     mps = {dict(ls)["mountpoint"] for ls in fs}
     assert mps == {"/", "/srv/data", "/srv/ro archive", "/tmp"}, mps
     err = {dict(ls)["mountpoint"]: v for ls, v in s["node_filesystem_device_error"][1].items()}
-    assert err == {"/": 0, "/srv/data": 0, "/srv/ro archive": 0, "/tmp": 0, "/srv/nfs-gone": 1}
+    assert err == {"/": 0, "/srv/data": 0, "/srv/ro archive": 0, "/tmp": 0, "/srv/nfs-gone": 1, "/srv/ext-gone": 1}
 
 
 def tolerance(name: str, a: float, b: float) -> float:
