@@ -17,6 +17,7 @@ import gzip
 import io
 import logging
 import queue
+import selectors
 import socket
 import ssl
 import threading
@@ -60,6 +61,7 @@ class _Server(HTTPServer):
         self._free = threading.Semaphore(workers)
         self._queue: queue.SimpleQueue[tuple[socket.socket, object] | None] = queue.SimpleQueue()
         self._rejects: queue.Queue[socket.socket | None] = queue.Queue()
+        self._lingering = 0  # refused sockets being drained (written by the drain thread only)
         super().__init__(addr, handler)
         if web.ssl_context is not None:
             self.socket = web.ssl_context.wrap_socket(self.socket, server_side=True,
@@ -83,7 +85,7 @@ class _Server(HTTPServer):
             self._last_warning = now
             log.warning("all HTTP workers busy; refusing connections with 503 (%d so far), latest from %s",
                         self.rejected, client_address)
-        if isinstance(request, ssl.SSLSocket) or self._rejects.qsize() >= 64:
+        if isinstance(request, ssl.SSLSocket) or self._lingering + self._rejects.qsize() >= 64:
             self.shutdown_request(request)
             return
         try:
@@ -97,18 +99,37 @@ class _Server(HTTPServer):
 
     def _drain_rejected(self) -> None:
         # Closing a socket with the client's request unread sends a reset, which can destroy
-        # the 503 before the client reads it; read the request away first, briefly.
+        # the 503 before the client reads it: read requests away until the client closes or
+        # for at most 2 s, all refused sockets at once on one thread.
+        sel = selectors.DefaultSelector()
+        deadlines: dict[socket.socket, float] = {}
         while True:
-            request = self._rejects.get()
-            if request is None:
-                return
             try:
-                request.settimeout(0.5)
-                while request.recv(65536):
-                    pass
-            except OSError:
-                pass
-            self.close_request(request)
+                new = self._rejects.get(timeout=0.1) if deadlines else self._rejects.get()
+            except queue.Empty:
+                new = False
+            if new is None:
+                break
+            if new:
+                sel.register(new, selectors.EVENT_READ)
+                deadlines[new] = time.monotonic() + 2.0
+            for key, _ in sel.select(timeout=0):
+                sock = key.fileobj
+                try:
+                    more = sock.recv(65536)
+                except OSError:
+                    more = b""
+                if not more:
+                    deadlines[sock] = 0.0
+            now = time.monotonic()
+            for sock in [s for s, d in deadlines.items() if d <= now]:
+                del deadlines[sock]
+                sel.unregister(sock)
+                self.close_request(sock)
+            self._lingering = len(deadlines)
+        for sock in deadlines:
+            self.close_request(sock)
+        sel.close()
 
     def _work(self) -> None:
         while True:

@@ -56,7 +56,7 @@ def test_connections_beyond_the_pool_get_503_and_idle_ones_time_out(server: Metr
         wait_until(lambda: server.httpd.busy == 2, timeout=5, what="both workers taken")
         t0 = time.monotonic()
         r = requests.get(url, timeout=10)
-        assert r.status_code == 503 and time.monotonic() - t0 < 1.0  # refused at once, not queued
+        assert r.status_code == 503  # refused, not queued behind the idle ones (that would be a 200)
         # ...until the request deadline: the server closes them and serves again.
         for s in idle:
             assert _read_all(s) == b""
