@@ -1,7 +1,11 @@
 """Scrape latency (median, p99) and body size: fleet-exporter vs prometheus-node-exporter
 1.5 with the same collectors, scraped alternately in the same run.
 
-    .venv/bin/python -m bench.exporter_scrape [--scrapes 300]
+    .venv/bin/python -m bench.exporter_scrape [--scrapes 300] [--fixture]
+
+``--fixture`` runs both on the parity test's procfs/sysfs/udev/rootfs/textfile trees
+(tests/exporter/nodetree.py) with the textfile collector and every optional family on
+(cpu info, softirqs), instead of this host's /proc and /sys.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import shutil
 import statistics
 import time
 
-from bench.exporter_common import node_exporter, ours, workdir
+from bench.exporter_common import Proc, node_exporter, ours, workdir
+from tests.harness.servers import free_port
 
 COLLECTORS = ["cpu", "meminfo", "filesystem", "diskstats", "loadavg", "netdev", "stat", "time", "uname"]
 
@@ -31,10 +36,27 @@ def scrape(conn: http.client.HTTPConnection, gzip: bool) -> tuple[float, int, in
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scrapes", type=int, default=300)
+    ap.add_argument("--fixture", action="store_true", help="scrape the parity fixture trees, every family on")
     args = ap.parse_args()
     wd = workdir("bench-scrape-")
-    procs = {"fleet-exporter": ours(wd, [*[f"--collector.{c}" for c in COLLECTORS], "--no-collector.textfile"]),
-             "node_exporter": node_exporter(wd, COLLECTORS)}
+    if args.fixture:
+        from tests.exporter import nodetree  # noqa: PLC0415 - only this mode needs the fixtures
+
+        tree = nodetree.build(wd / "tree")
+        collectors = [*COLLECTORS, "textfile"]
+        optional = ["--collector.stat.softirq", "--collector.cpu.info", "--collector.cpu.info.flags-include=^avx",
+                    "--collector.cpu.info.bugs-include=spectre", "--no-collector.netdev.netlink"]
+        port = free_port()
+        procs = {"fleet-exporter": ours(wd, [*[f"--collector.{c}" for c in collectors], *tree.our_args(),
+                                             *optional]),
+                 "node_exporter": Proc("node_exporter", [
+                     "/usr/bin/prometheus-node-exporter", "--collector.disable-defaults",
+                     *[f"--collector.{c}" for c in collectors], f"--web.listen-address=127.0.0.1:{port}",
+                     *tree.node_exporter_args(), *optional], port, wd)}
+    else:
+        collectors = COLLECTORS
+        procs = {"fleet-exporter": ours(wd, [*[f"--collector.{c}" for c in COLLECTORS], "--no-collector.textfile"]),
+                 "node_exporter": node_exporter(wd, COLLECTORS)}
     try:
         for p in procs.values():
             p.start()
@@ -51,7 +73,7 @@ def main() -> None:
                     size[k] = (n, series)
             results[gz] = (lat, size)
         print(f"scrapes per exporter: {args.scrapes} (after 20 warm-up), keep-alive connection, "
-              f"collectors: {','.join(COLLECTORS)}")
+              f"collectors: {','.join(collectors)}{' on the fixture trees' if args.fixture else ''}")
         for gz, (lat, size) in results.items():
             print(f"\n{'gzip' if gz else 'plain'} responses:")
             print(f"{'exporter':16} {'median ms':>10} {'p99 ms':>8} {'body bytes':>11} {'series':>7} {'node_*':>7}")

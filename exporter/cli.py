@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from exporter.collectors import REGISTRY
+from exporter.collectors.base import option_flag
 from exporter.config import DEFAULT_LISTEN, ConfigError, ExporterConfig, load_config, parse_log_flag
 
 log = logging.getLogger("fleet-exporter")
@@ -18,6 +20,15 @@ log = logging.getLogger("fleet-exporter")
 
 def _collector_flags(f: Any) -> Any:
     for name, cls in reversed(list(REGISTRY.items())):
+        for opt, spec in reversed(list(cls.options.items())):
+            flag = option_flag(name, opt, spec)
+            dest = f"opt__{name}__{opt}"
+            if spec[1] is bool:
+                f = click.option(f"{flag}/--no-{flag[2:]}", dest, default=None,
+                                 help=f"{spec[2]} (default: {'on' if spec[0] else 'off'}).")(f)
+            else:
+                f = click.option(flag, dest, type=spec[1], default=None,
+                                 help=f"{spec[2]} (default: {spec[0]!r}).")(f)
         default = "enabled" if cls.default_enabled else "disabled"
         f = click.option(f"--collector.{name}/--no-collector.{name}", f"collector_{name}", default=None,
                          help=f"Enable the {name} collector (default: {default}).")(f)
@@ -36,13 +47,20 @@ def _collector_flags(f: Any) -> Any:
 @click.option("--path.procfs", "proc_path", help="procfs mount point (default /proc).")
 @click.option("--path.sysfs", "sys_path", help="sysfs mount point (default /sys).")
 @click.option("--path.rootfs", "rootfs_path", help="rootfs mount point (default /).")
+@click.option("--path.udev.data", "udev_data_path", help="udev data directory (default /run/udev/data).")
+@click.option("--web.max-requests", "web_max_requests", type=click.IntRange(min=1),
+              help="Connections served at once, each by a worker thread; more get 503 (default 10).")
+@click.option("--web.request-timeout", "web_request_timeout", type=click.FloatRange(min=0.1),
+              help="Seconds a request may take to arrive, and its response to be read (default 30).")
 @click.option("--state-file", help="Where log offsets are kept across restarts.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @_collector_flags
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, listen: str | None, log_flags: tuple[str, ...],
          zk_hosts: str | None, web_config_file: str | None, proc_path: str | None, sys_path: str | None,
-         rootfs_path: str | None, state_file: str | None, log_level: str, **collector_flags: bool | None) -> None:
+         rootfs_path: str | None, udev_data_path: str | None, web_max_requests: int | None,
+         web_request_timeout: float | None, state_file: str | None, log_level: str,
+         **collector_flags: Any) -> None:
     """Serve node_exporter-compatible host metrics and log-derived counters on /metrics."""
     if ctx.invoked_subcommand is not None:
         return
@@ -63,13 +81,26 @@ def main(ctx: click.Context, config_path: str | None, listen: str | None, log_fl
         if ":" not in cfg.listen or not cfg.listen.rpartition(":")[2].isdigit():
             raise ConfigError([f"--listen {cfg.listen!r}: expected HOST:PORT"])
         for attr, v in (("web_config_file", web_config_file), ("proc_path", proc_path),
-                        ("sys_path", sys_path), ("rootfs_path", rootfs_path)):
+                        ("sys_path", sys_path), ("rootfs_path", rootfs_path),
+                        ("udev_data_path", udev_data_path), ("web_max_requests", web_max_requests),
+                        ("web_request_timeout", web_request_timeout)):
             if v:
                 setattr(cfg, attr, v)
         if state_file:
             cfg.tailing["state_file"] = state_file
         for key, v in collector_flags.items():
-            if v is not None:
+            if v is None:
+                continue
+            if key.startswith("opt__"):
+                _, cname, opt = key.split("__", 2)
+                if isinstance(v, str) and opt.endswith(("_exclude", "_include")) and v:
+                    try:
+                        re.compile(v)
+                    except re.error as exc:
+                        raise ConfigError([f"{option_flag(cname, opt, REGISTRY[cname].options[opt])}: "
+                                           f"invalid regular expression: {exc}"]) from exc
+                cfg.collectors.setdefault(cname, {})[opt] = v
+            else:
                 cfg.collectors.setdefault(key[len("collector_"):], {})["enabled"] = v
         if zk_hosts:
             cfg.zk = {**(cfg.zk or {}), "hosts": zk_hosts}
@@ -97,7 +128,8 @@ def run(cfg: ExporterConfig, web: Any = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     try:
-        server = MetricsServer(cfg.listen, exporter.scrape, web)
+        server = MetricsServer(cfg.listen, exporter.scrape, web, workers=cfg.web_max_requests,
+                               timeout=cfg.web_request_timeout)
     except OSError as exc:
         click.echo(f"error: cannot listen on {cfg.listen}: {exc.strerror or exc}", err=True)
         sys.exit(1)

@@ -38,6 +38,10 @@ class ExporterConfig:
     rootfs_path: str = "/"
     udev_data_path: str = "/run/udev/data"
     collector_timeout: float = 5.0
+    # The /metrics server's bounds (exporter/server.py): connections served at once, and
+    # seconds for a request to arrive and its response to be taken.
+    web_max_requests: int = 10
+    web_request_timeout: float = 30.0
     collectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
     tailing: dict[str, Any] = field(default_factory=dict)
@@ -122,7 +126,7 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: the config must be a mapping of keys"])
     known = {"listen", "web_config_file", "proc_path", "sys_path", "rootfs_path", "udev_data_path",
-             "collector_timeout", "collectors", "logs", "tailing", "zk"}
+             "collector_timeout", "collectors", "logs", "tailing", "zk", "web_max_requests", "web_request_timeout"}
     for k in data:
         if k not in known:
             bad((k,), f"unknown key (known: {', '.join(sorted(known))})")
@@ -144,6 +148,19 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
             cfg.collector_timeout = float(v)
         else:
             bad(("collector_timeout",), "must be a positive number of seconds")
+
+    if "web_max_requests" in data:
+        v = data["web_max_requests"]
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            cfg.web_max_requests = v
+        else:
+            bad(("web_max_requests",), "must be a positive integer (connections served at once)")
+    if "web_request_timeout" in data:
+        v = data["web_request_timeout"]
+        if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0.1:
+            cfg.web_request_timeout = float(v)
+        else:
+            bad(("web_request_timeout",), "must be a number of seconds >= 0.1")
 
     colls = data.get("collectors") or {}
     if not isinstance(colls, dict):
@@ -177,10 +194,16 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
                 bad(at + (opt,), f"unknown option (known: {known_opts})")
                 continue
             typ = spec[1]
+            if typ is bool:
+                if isinstance(v, bool):
+                    out[opt] = v
+                else:
+                    bad(at + (opt,), "must be true or false")
+                continue
             if typ is float and isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
                 out[opt] = float(v)
             elif typ is str and isinstance(v, str):
-                if opt.endswith(("_exclude", "_include")):
+                if opt.endswith(("_exclude", "_include")) and v:
                     try:
                         re.compile(v)
                     except re.error as exc:

@@ -4,9 +4,10 @@ Collectors that may block (``may_block``: textfile, anything not reading only
 procfs/sysfs) run on their own daemon worker; the scrape waits at most ``timeout``
 seconds for all of them together. Procfs readers run inline (the filesystem
 collector time-boxes its own statfs calls per mount). A collector that fails or misses the
-deadline reports ``node_scrape_collector_success{collector}=0`` and its last good
-families (so a slow collector degrades to stale values, never to a failed or slow
-scrape); while its previous call is still running it is not called again.
+deadline reports ``node_scrape_collector_success{collector}=0`` and none of its
+families, as node_exporter does: a stale gauge with a fresh timestamp would hide exactly
+what the operator needs to see. A slow collector never fails or slows the scrape; while
+its previous call is still running it is not called again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ class HostMetrics:
         self.timeout = timeout
         self._pools = {c.name: DaemonPool(f"collector-{c.name}", max_workers=2) for c in collectors if c.may_block}
         self._running: dict[str, tuple[Future, float]] = {}
-        self._last: dict[str, list[Family]] = {}
 
     def collect(self) -> list[Family]:
         start = time.perf_counter()
@@ -78,6 +78,7 @@ class HostMetrics:
         for c in self.collectors:
             fut = futs.get(c.name)
             ok = 0
+            fams: list[Family] = []
             if c.name in inline:
                 res = inline[c.name]
                 if isinstance(res, Exception):
@@ -85,20 +86,18 @@ class HostMetrics:
                     took = 0.0
                 else:
                     fams, took = res
-                    self._last[c.name] = fams
                     ok = 1
             elif fut is not None and fut.done():
                 try:
                     fams, took = fut.result()
-                    self._last[c.name] = fams
                     ok = 1
                 except Exception as exc:  # noqa: BLE001 - one collector never fails the scrape
                     log.warning("collector %s failed: %s", c.name, exc)
                     took = time.perf_counter() - start
             else:
                 took = time.perf_counter() - self._running[c.name][1]
-                log.warning("collector %s still running after %.1fs; serving its last values", c.name, took)
-            out.extend(self._last.get(c.name, ()))
+                log.warning("collector %s still running after %.1fs; serving none of its samples", c.name, took)
+            out.extend(fams)
             success.add((c.name,), ok)
             duration.add((c.name,), took)
         out.append(duration)

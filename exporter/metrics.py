@@ -55,7 +55,7 @@ class Family:
 
     def add(self, values: Sequence[str] = (), value: float = 0.0) -> Family:
         if values:
-            ls = ",".join(f'{k}="{escape_value(str(v))}"' for k, v in zip(self.labels, values, strict=True))
+            ls = ",".join([f'{k}="{escape_value(str(v))}"' for k, v in zip(self.labels, values, strict=True)])
         else:
             ls = ""
         self.samples.append(("", ls, value))
@@ -81,7 +81,8 @@ def render(families: Iterable[Family]) -> bytes:
     """The Prometheus text exposition (version 0.0.4) of ``families``."""
     out: list[str] = []
     for fam in families:
-        fam.render(out)
+        if fam.samples:  # as client_golang: a family with no samples is not written at all
+            fam.render(out)
     # File names are bytes on Linux; a non-UTF-8 one (surrogate-escaped by Python) must not
     # fail the scrape.
     return "".join(out).encode("utf-8", "backslashreplace")

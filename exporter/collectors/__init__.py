@@ -1,6 +1,7 @@
 """The table of host collectors: name -> class. Each entry becomes a config key
 (``collectors: {NAME: {enabled: ..., OPTION: ...}}``) and a pair of CLI flags
-(``--collector.NAME`` / ``--no-collector.NAME``), as node_exporter's registry does."""
+(``--collector.NAME`` / ``--no-collector.NAME``), as node_exporter's registry does; each
+option becomes a flag too, with node_exporter's name (``--collector.textfile.directory``)."""
 
 from __future__ import annotations
 

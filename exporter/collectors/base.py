@@ -45,8 +45,10 @@ class Collector:
     # files (which never wait on a device) set it False and run inline, saving thread
     # hand-offs that dominate scrape latency on a busy host.
     may_block: bool = True
-    # option name -> (default, type, help)
-    options: dict[str, tuple[Any, type, str]] = {}
+    # option name -> (default, type, help[, flag]): each is a config key and a CLI flag,
+    # ``--collector.NAME.FLAG`` where FLAG defaults to the option with "-" for "_"
+    # (node_exporter's flag names; the fourth item spells the ones that differ).
+    options: dict[str, tuple[Any, ...]] = {}
 
     def __init__(self, roots: Roots, **opts: Any):
         self.roots = roots
@@ -64,6 +66,11 @@ class Collector:
 
     def close(self) -> None:
         """Release threads or files; called on shutdown."""
+
+
+def option_flag(collector: str, option: str, spec: tuple[Any, ...]) -> str:
+    """The CLI flag of a collector option: ``--collector.cpu.info.flags-include``."""
+    return f"--collector.{collector}.{spec[3] if len(spec) > 3 else option.replace('_', '-')}"
 
 
 class DeviceFilter:

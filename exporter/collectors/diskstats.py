@@ -1,5 +1,7 @@
 """diskstats collector: block device I/O counters from /proc/diskstats, in bytes and
-seconds as node_exporter reports them, plus node_disk_info from udev data."""
+seconds as node_exporter reports them, plus what udev knows of each device
+(--path.udev.data): node_disk_info, filesystem and device-mapper info, and ATA
+rotation rate and write cache."""
 
 from __future__ import annotations
 
@@ -35,15 +37,28 @@ _FIELDS = [
      "This is the total number of seconds spent by all flush requests.", 0.001),
 ]
 
-_UDEV = {"ID_PATH": "path", "ID_MODEL": "model", "ID_REVISION": "revision",
-         "ID_SERIAL_SHORT": "serial", "ID_WWN": "wwn"}
+# ATA udev property -> (family, HELP)
+_ATA = {
+    "ID_ATA_ROTATION_RATE_RPM": ("node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."),
+    "ID_ATA_WRITE_CACHE": ("node_disk_ata_write_cache", "ATA disk has a write cache."),
+    "ID_ATA_WRITE_CACHE_ENABLED": ("node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled."),
+}
+
+
+def _go_float(text: str) -> float | None:
+    """strconv.ParseFloat's idea of a number, near enough: None where it fails."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 class DiskstatsCollector(Collector):
     name = "diskstats"
     may_block = False
     description = "Disk I/O: reads, writes, bytes, time, in-flight I/Os (/proc/diskstats)."
-    families = tuple(f[1] for f in _FIELDS) + ("node_disk_info",)
+    families = tuple(f[1] for f in _FIELDS) + ("node_disk_info", "node_disk_filesystem_info",
+                                               "node_disk_device_mapper_info") + tuple(f for f, _ in _ATA.values())
     options = {
         "device_exclude": (DEFAULT_EXCLUDE, str, "Regexp of devices to exclude."),
         "device_include": ("", str, "Regexp of devices to include (overrides device_exclude)."),
@@ -52,24 +67,43 @@ class DiskstatsCollector(Collector):
     def __init__(self, roots, **opts):  # noqa: ANN001
         super().__init__(roots, **opts)
         self._devices = DeviceFilter(self.opts["device_include"], self.opts["device_exclude"])
+        self._udev_cache: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
 
-    def _udev(self, major: str, minor: str) -> dict[str, str]:
-        info = dict.fromkeys(_UDEV.values(), "")
+    def _udev(self, major: str, minor: str, fresh: dict) -> dict[str, str]:
+        path = os.path.join(self.roots.udev, f"b{major}:{minor}")
         try:
-            text = read_text(os.path.join(self.roots.udev, f"b{major}:{minor}"))
+            st = os.stat(path)
+        except OSError:
+            return {}
+        # udev rewrites a device's file (a new inode) when its properties change.
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = self._udev_cache.get(path)
+        if hit is not None and hit[0] == key:
+            fresh[path] = hit
+            return hit[1]
+        info: dict[str, str] = {}
+        try:
+            text = read_text(path)
         except OSError:
             return info
+        fresh[path] = (key, info)
         for line in text.splitlines():
             if line.startswith("E:"):
-                k, _, v = line[2:].partition("=")
-                if k in _UDEV:
-                    info[_UDEV[k]] = v
+                k, sep, v = line[2:].partition("=")
+                if sep:
+                    info[k] = v
         return info
 
     def collect(self) -> list[Family]:
         fams = [Family(name, typ, help_, ("device",)) for _, name, typ, help_, _ in _FIELDS]
         info = Family("node_disk_info", "gauge", "Info of /sys/block/<block_device>.",
-                      ("device", "major", "minor", "model", "path", "revision", "serial", "wwn"))
+                      ("device", "major", "minor", "path", "wwn", "model", "serial", "revision"))
+        fsinfo = Family("node_disk_filesystem_info", "gauge", "Info about disk filesystem.",
+                        ("device", "type", "usage", "uuid", "version"))
+        dminfo = Family("node_disk_device_mapper_info", "gauge", "Info about disk device mapper.",
+                        ("device", "name", "uuid", "vg_name", "lv_name", "lv_layer"))
+        ata = {k: Family(name, "gauge", help_, ("device",)) for k, (name, help_) in _ATA.items()}
+        fresh: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}  # only devices still present
         for line in read_text(self.roots.procfile("diskstats")).splitlines():
             parts = line.split()
             if len(parts) < 14:
@@ -78,10 +112,25 @@ class DiskstatsCollector(Collector):
             if self._devices.ignored(dev):
                 continue
             stats = parts[3:]
-            u = self._udev(major, minor)
-            info.add((dev, major, minor, u["model"], u["path"], u["revision"], u["serial"], u["wwn"]), 1)
+            u = self._udev(major, minor, fresh)
+            g = u.get
+            # node_exporter 1.5 takes ID_SERIAL_SHORT (later versions prefer SCSI_IDENT_SERIAL).
+            info.add((dev, major, minor, g("ID_PATH", ""), g("ID_WWN", ""), g("ID_MODEL", ""), g("ID_SERIAL_SHORT", ""),
+                      g("ID_REVISION", "")), 1)
             for fam, (idx, _, _, _, scale) in zip(fams, _FIELDS, strict=True):
                 if idx < len(stats):
                     v = int(stats[idx])
                     fam.add((dev,), v * scale if scale != 1 else v)
-        return [info] + [f for f in fams if f.samples]
+            if g("ID_FS_TYPE"):
+                fsinfo.add((dev, u["ID_FS_TYPE"], g("ID_FS_USAGE", ""), g("ID_FS_UUID", ""),
+                            g("ID_FS_VERSION", "")), 1)
+            if g("DM_NAME"):
+                dminfo.add((dev, u["DM_NAME"], g("DM_UUID", ""), g("DM_VG_NAME", ""), g("DM_LV_NAME", ""),
+                            g("DM_LV_LAYER", "")), 1)
+            if g("ID_ATA"):
+                for key, fam in ata.items():
+                    v = _go_float(u[key]) if key in u else None
+                    if v is not None:
+                        fam.add((dev,), v)
+        self._udev_cache = fresh
+        return [info, fsinfo, dminfo, *ata.values()] + [f for f in fams if f.samples]

@@ -1,10 +1,16 @@
 """filesystem collector: size, free, available and inode counts per mounted
 filesystem, with every statfs time-boxed.
 
-A dead NFS server makes statfs(2) block forever. Each call runs on a daemon worker
+A dead NFS server makes statfs(2) block forever. Each call (except for local
+filesystems that answer from memory, ``inline_fs_types``) runs on a daemon worker
 with a deadline (``mount_timeout``); a mount that misses it is reported with
 ``node_filesystem_device_error=1`` and skipped on later scrapes until the stuck
 call returns, so one hung mount costs one thread and never slows a scrape again.
+
+With ``--path.rootfs=/host`` (node_exporter's documented container setup, the host's
+/ bind-mounted at /host) the mount table lists the host's mounts as /host/...; as
+node_exporter does, the prefix is removed from the reported mount point and the
+statfs goes to /host/<mount point>, once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ DEFAULT_FS_TYPES_EXCLUDE = (
     r"|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
 )
 
+# Filesystems whose statfs(2) answers from in-memory superblock counters without I/O or
+# locks a stuck writer could hold (ext4_statfs, xfs_fs_statfs, shmem): called inline,
+# saving a thread hand-off per mount. Network and FUSE filesystems, btrfs (takes locks a
+# stuck transaction may hold) and vfat (may read the FAT) always go to a worker.
+DEFAULT_INLINE_FS_TYPES = r"^(ext[234]|xfs|tmpfs|ramfs)$"
+
 LABELS = ("device", "fstype", "mountpoint")
 
 
@@ -49,12 +61,16 @@ class FilesystemCollector(Collector):
         "mount_points_exclude": (DEFAULT_MOUNT_POINTS_EXCLUDE, str, "Regexp of mount points to exclude."),
         "fs_types_exclude": (DEFAULT_FS_TYPES_EXCLUDE, str, "Regexp of filesystem types to exclude."),
         "mount_timeout": (1.0, float, "Seconds to wait for statfs before reporting the mount as stale."),
+        "inline_fs_types": (DEFAULT_INLINE_FS_TYPES, str,
+                            "Regexp of filesystem types whose statfs answers from memory, called without a "
+                            "worker and its deadline (empty: every statfs on a worker)."),
     }
 
     def __init__(self, roots, statfs: Callable[[str], os.statvfs_result] | None = None, **opts):  # noqa: ANN001
         super().__init__(roots, **opts)
         self._mp_exclude = re.compile(self.opts["mount_points_exclude"]) if self.opts["mount_points_exclude"] else None
         self._fs_exclude = re.compile(self.opts["fs_types_exclude"]) if self.opts["fs_types_exclude"] else None
+        self._inline = re.compile(self.opts["inline_fs_types"]) if self.opts["inline_fs_types"] else None
         self._statfs = statfs or os.statvfs
         self._pool = DaemonPool("statfs", max_workers=32)
         self._stuck: dict[str, Future] = {}
@@ -73,7 +89,7 @@ class FilesystemCollector(Collector):
             parts = line.split()
             if len(parts) < 4:
                 continue
-            dev, mp, fstype, mopts = _unescape(parts[0]), _unescape(parts[1]), parts[2], parts[3]
+            dev, mp, fstype, mopts = _unescape(parts[0]), self._strip_rootfs(_unescape(parts[1])), parts[2], parts[3]
             if self._mp_exclude and self._mp_exclude.search(mp):
                 continue
             if self._fs_exclude and self._fs_exclude.search(fstype):
@@ -84,6 +100,16 @@ class FilesystemCollector(Collector):
             seen.add(key)
             out.append((dev, mp, fstype, mopts))
         return out
+
+    def _strip_rootfs(self, mountpoint: str) -> str:
+        root = self.roots.rootfs.rstrip("/")
+        if not root:
+            return mountpoint
+        if mountpoint == root:
+            return "/"
+        if mountpoint.startswith(root + "/"):
+            return mountpoint[len(root):]
+        return mountpoint
 
     def _path(self, mountpoint: str) -> str:
         root = self.roots.rootfs
@@ -107,12 +133,13 @@ class FilesystemCollector(Collector):
         pending, errors, deadline = self._prepared
         self._prepared = None
         done, not_done = wait_futures(list(pending), timeout=max(0.0, deadline - time.monotonic()))
+        # No completion callback and no lock around the hand-over: a callback added to a
+        # future that completes meanwhile runs at once in this thread, and taking a lock
+        # there deadlocked the scrape. The next prepare() polls the future instead.
+        stuck = {pending[fut][1]: fut for fut in not_done}
         with self._lock:
-            for fut in not_done:
-                mp = pending[fut][1]
-                self._stuck[mp] = fut
-                fut.add_done_callback(lambda _f, mp=mp: self._unstick(mp))
-                errors.append(pending[fut])
+            self._stuck.update(stuck)
+        errors.extend(pending[fut] for fut in not_done)
         for fut, m in pending.items():
             if fut not in done:
                 continue
@@ -138,21 +165,35 @@ class FilesystemCollector(Collector):
         errors: list[tuple[str, str, str, str]] = []
         mounts = self.mounts()
         with self._lock:
-            for m in mounts:
-                if m[1] in self._stuck:
-                    errors.append(m)
-                    continue
-                path = self._path(m[1])
-                pending[self._pool.submit(lambda p=path: self._statfs(p))] = m
+            # A stuck call that has returned since frees its mount for this scrape.
+            for mp in [mp for mp, fut in self._stuck.items() if fut.done()]:
+                del self._stuck[mp]
+            stuck = set(self._stuck)
+        inline = []
+        for m in mounts:
+            if m[1] in stuck:
+                errors.append(m)
+                continue
+            if self._inline and self._inline.search(m[2]):
+                inline.append(m)
+                continue
+            path = self._path(m[1])
+            pending[self._pool.submit(lambda p=path: self._statfs(p))] = m
+        # After the workers have theirs, so both overlap. A hand-off to a worker costs more
+        # than these statfs calls themselves (most of a scrape on a loaded machine).
+        for m in inline:
+            fut: Future = Future()
+            try:
+                fut.set_result(self._statfs(self._path(m[1])))
+            except OSError as exc:
+                fut.set_exception(exc)
+            pending[fut] = m
         self._prepared = (pending, errors, time.monotonic() + float(self.opts["mount_timeout"]))
 
-    def _unstick(self, mountpoint: str) -> None:
-        with self._lock:
-            self._stuck.pop(mountpoint, None)
-
     def stuck_mounts(self) -> list[str]:
+        """Mount points whose statfs is still blocked."""
         with self._lock:
-            return sorted(self._stuck)
+            return sorted(mp for mp, fut in self._stuck.items() if not fut.done())
 
     def close(self) -> None:
         self._pool.close()

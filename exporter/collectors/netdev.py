@@ -1,4 +1,9 @@
-"""netdev collector: per-interface receive/transmit counters from /proc/net/dev."""
+"""netdev collector: per-interface receive/transmit counters from /proc/net/dev.
+
+node_exporter 1.5 reads them over netlink by default, which adds
+``receive_nohandler``; ``netlink`` (default on) adds it here from sysfs, the same
+kernel counter. With ``netlink: false`` the output is node_exporter's
+``--no-collector.netdev.netlink`` output, /proc/net/dev alone."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ class NetdevCollector(Collector):
     options = {
         "device_exclude": ("^lo$", str, "Regexp of interfaces to exclude."),
         "device_include": ("", str, "Regexp of interfaces to include (overrides device_exclude)."),
+        "netlink": (True, bool, "Report receive_nohandler too, as node_exporter's netlink mode does."),
     }
 
     def __init__(self, roots, **opts):  # noqa: ANN001
@@ -34,6 +40,9 @@ class NetdevCollector(Collector):
                 continue
             d = {f"receive_{k}": int(v) for k, v in zip(RX, vals[:8], strict=True)}
             d.update({f"transmit_{k}": int(v) for k, v in zip(TX, vals[8:16], strict=True)})
+            if not self.opts["netlink"]:
+                stats[dev] = d
+                continue
             try:
                 d["receive_nohandler"] = int(read_text(self.roots.sysfile(
                     "class", "net", dev, "statistics", "rx_nohandler")))

@@ -1,7 +1,9 @@
 """uname collector: node_uname_info with the uname(2) fields.
 
-Fields are read from <procfs>/sys/kernel/* so a fixture directory can stand in
-for the host; ``machine`` (not in procfs) comes from os.uname().
+As node_exporter's, it asks the kernel (uname(2)), not --path.procfs: in a container
+that is the host's kernel with the container's host and domain names. Python's
+os.uname() lacks the domain name, which comes from the same UTS namespace through
+/proc/sys/kernel/domainname.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import os
 from exporter.collectors.base import Collector, read_text
 from exporter.metrics import Family
 
-_FILES = {"sysname": "ostype", "release": "osrelease", "version": "version",
-          "nodename": "hostname", "domainname": "domainname"}
+
+def _domainname() -> str:
+    try:
+        return read_text("/proc/sys/kernel/domainname").strip()
+    except OSError:
+        return "(none)"
 
 
 class UnameCollector(Collector):
@@ -23,17 +29,8 @@ class UnameCollector(Collector):
 
     def collect(self) -> list[Family]:
         un = os.uname()
-        fallback = {"sysname": un.sysname, "release": un.release, "version": un.version,
-                    "nodename": un.nodename, "domainname": "(none)"}
-        vals = {}
-        for label, fname in _FILES.items():
-            try:
-                vals[label] = read_text(self.roots.procfile("sys", "kernel", fname)).strip()
-            except OSError:
-                vals[label] = fallback[label]
-        vals["machine"] = un.machine
         fam = Family("node_uname_info", "gauge",
                      "Labeled system information as provided by the uname system call.",
                      ("domainname", "machine", "nodename", "release", "sysname", "version"))
-        fam.add(tuple(vals[k] for k in fam.labels), 1)
+        fam.add((_domainname(), un.machine, un.nodename, un.release, un.sysname, un.version), 1)
         return [fam]

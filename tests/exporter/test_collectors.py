@@ -54,7 +54,9 @@ def test_fixture_values(tmp_path: Path) -> None:
     assert value(s, "node_network_receive_multicast_total", device="eth0") == 3
     assert value(s, "node_network_receive_nohandler_total", device="eth0") == 8
     assert value(s, "node_network_receive_bytes_total", device="lo") is None
-    assert value(s, "node_uname_info", nodename="fixture-host", release="6.1.0-test", sysname="Linux") == 1
+    # uname(2), not --path.procfs, as node_exporter: the fixture's kernel/hostname are not used.
+    un = os.uname()
+    assert value(s, "node_uname_info", nodename=un.nodename, release=un.release, sysname=un.sysname) == 1
     for name in REGISTRY:
         if name != "filesystem":
             assert value(s, "node_scrape_collector_success", collector=name) == 1, name
@@ -144,7 +146,7 @@ class _SlowCollector(Collector):
         return [Family("slow_value", "gauge", "A value.").add((), self.calls)]
 
 
-def test_slow_collector_serves_last_value_without_slowing_scrape(tmp_path: Path) -> None:
+def test_slow_collector_serves_no_stale_value_and_does_not_slow_the_scrape(tmp_path: Path) -> None:
     slow = _SlowCollector()
     proc = write_procfs(tmp_path)
     fast = build_collectors(Roots(proc=str(proc)), {"filesystem": {"enabled": False}})
@@ -155,13 +157,18 @@ def test_slow_collector_serves_last_value_without_slowing_scrape(tmp_path: Path)
         t0 = time.monotonic()
         s = scrape(host)  # blocks inside collect(): time-boxed to 0.3 s
         assert time.monotonic() - t0 < 1.5
-        assert value(s, "slow_value") == 1  # last good value
+        assert "slow_value" not in s  # no stale sample with a fresh timestamp
         assert value(s, "node_scrape_collector_success", collector="slow") == 0
         assert value(s, "node_load1") == 0.5
         t0 = time.monotonic()
         s = scrape(host)  # still stuck: not called again, no wait at all
         assert time.monotonic() - t0 < 0.25
         assert slow.calls == 2
+        assert "slow_value" not in s and value(s, "node_scrape_collector_success", collector="slow") == 0
+        slow.gate.set()  # unstuck: the next scrape calls it again and serves its fresh value
+        from tests.harness.servers import wait_until
+        wait_until(lambda: value(scrape(host), "slow_value") is not None, timeout=5, what="fresh value")
+        assert value(scrape(host), "node_scrape_collector_success", collector="slow") == 1
     finally:
         slow.gate.set()
         host.close()
@@ -181,8 +188,108 @@ def test_textfile_collector(tmp_path: Path) -> None:
     s = scrape(host)
     assert value(s, "backup_last_success_seconds", job="db") == 1764300000
     assert value(s, "node_textfile_scrape_error") == 0
-    assert value(s, "node_textfile_mtime_seconds", file="backup.prom") > 0
+    mtime = value(s, "node_textfile_mtime_seconds", file=str(d / "backup.prom"))
+    assert mtime == int((d / "backup.prom").stat().st_mtime)  # the path, whole seconds: node_exporter's
     (d / "broken.prom").write_text("this is { not valid\n")
     s = scrape(host)
     assert value(s, "node_textfile_scrape_error") == 1
     assert value(s, "backup_last_success_seconds", job="db") == 1764300000
+
+
+def test_stuck_statfs_returning_just_after_the_deadline_does_not_deadlock(tmp_path: Path, monkeypatch) -> None:
+    """The interleaving that froze the exporter: a stuck statfs returns after the scrape's
+    wait timed out but before the collector has recorded the mount as stuck. The wait is
+    wrapped so that this happens every time, not one run in a thousand."""
+    import exporter.collectors.filesystem as fsmod
+
+    proc = write_procfs(tmp_path)
+    release = threading.Event()
+    returned = threading.Event()
+
+    def statfs(path: str) -> os.statvfs_result:
+        if path == "/srv/stuck":
+            release.wait(30)
+            returned.set()
+        return os.statvfs(tmp_path)
+
+    real_wait = fsmod.wait_futures
+
+    def wait_then_finish_the_stragglers(fs, timeout=None):  # noqa: ANN001, ANN202
+        done, not_done = real_wait(fs, timeout=timeout)
+        if not_done:  # the deadline passed; now let the stuck call return and complete
+            release.set()
+            real_wait(not_done, timeout=10)
+        return done, not_done
+
+    monkeypatch.setattr(fsmod, "wait_futures", wait_then_finish_the_stragglers)
+    fs = FilesystemCollector(Roots(proc=str(proc)), statfs=statfs, mount_timeout=0.2)
+    host = HostMetrics([fs], timeout=5)
+    result: list[dict] = []
+    t = threading.Thread(target=lambda: result.append(scrape(host)), daemon=True)
+    try:
+        t.start()
+        t.join(15)
+        assert not t.is_alive(), "scrape deadlocked when the stuck statfs returned after the deadline"
+        assert returned.is_set()
+        s = result[0]
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck") == 1
+        assert value(s, "node_filesystem_device_error", mountpoint=str(tmp_path / "data")) == 0
+        # The call has returned, so the next scrape statfs's the mount again and reports it.
+        monkeypatch.setattr(fsmod, "wait_futures", real_wait)
+        s = scrape(host)
+        assert value(s, "node_filesystem_device_error", mountpoint="/srv/stuck") == 0
+        assert fs.stuck_mounts() == []
+    finally:
+        release.set()
+        host.close()
+
+
+def test_textfile_parsing_follows_node_exporter(tmp_path: Path) -> None:
+    from exporter.collectors.cpu import parse_cpu_list
+    from exporter.collectors.textfile import TextfileCollector
+
+    assert parse_cpu_list("0-2,5,7-8\n") == [0, 1, 2, 5, 7, 8] and parse_cpu_list("\n") == []
+    d = tmp_path / "tf"
+    d.mkdir()
+    (d / "a.prom").write_text('# TYPE jobs counter\njobs{q="x"} 3\n# TYPE job_created gauge\njob_created 17\n'
+                              'esc{path="C:\\\\dir\\"q\\"\\n"} 1\n')
+    (d / ".hidden.prom").write_text("hidden_metric 1\n")
+    host = HostMetrics([TextfileCollector(Roots(), directory=str(d))])
+    s = scrape(host)
+    text = render(host.collect()).decode()
+    assert '\njobs{q="x"} 3\n' in text  # no renaming to jobs_total, as node_exporter
+    assert value(s, "job_created") == 17  # a *_created gauge keeps its samples
+    assert value(s, "esc", path='C:\\dir"q"\n') == 1
+    assert f"# HELP esc Metric read from {d / 'a.prom'}\n" in text
+    assert value(s, "hidden_metric") == 1  # node_exporter reads every *.prom name, dotfiles too
+    assert value(s, "node_textfile_scrape_error") == 0
+    for bad in ('ts_metric 1 1764000000000\n', 'x{a="1" 1\n', '# TYPE x summary\n# TYPE x gauge\n', 'x 1 2 3\n',
+                'x{a="1",a="2"} 1\n', "x abc\n"):
+        (d / "bad.prom").write_text("good 1\n" + bad)
+        s = scrape(host)
+        assert value(s, "node_textfile_scrape_error") == 1, bad
+        assert "good" not in s and "ts_metric" not in s, bad  # the whole file is skipped
+        assert value(s, "job_created") == 17
+
+
+def test_textfile_changes_are_seen_and_merged_families_stay_whole(tmp_path: Path) -> None:
+    from exporter.collectors.textfile import TextfileCollector
+
+    d = tmp_path / "tf"
+    d.mkdir()
+    (d / "a.prom").write_text('shared{f="a"} 1\n')
+    (d / "b.prom").write_text('shared{f="b"} 2\n')
+    host = HostMetrics([TextfileCollector(Roots(), directory=str(d))])
+    for _ in range(3):  # the merged family is built afresh each time, never grows
+        text = render(host.collect()).decode()
+        assert text.count("shared{") == 2, text
+    tmp = d / "a.prom.tmp"
+    tmp.write_text('shared{f="a"} 5\n')
+    os.replace(tmp, d / "a.prom")  # the atomic replacement cron jobs do
+    assert value(scrape(host), "shared", f="a") == 5
+    (d / "a.prom").write_text('shared{f="a"} 7\n')  # rewritten in place, same size
+    st = (d / "a.prom").stat()
+    os.utime(d / "a.prom", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert value(scrape(host), "shared", f="a") == 7
+    (d / "b.prom").unlink()
+    assert value(scrape(host), "shared", f="b") is None

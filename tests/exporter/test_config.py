@@ -110,3 +110,27 @@ def test_state_file_directory_must_exist(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["--log", f"syslog:{tmp_path}/syslog", "--state-file",
                                   str(tmp_path / "missing" / "offsets.json"), "--listen", "127.0.0.1:0"])
     assert r.exit_code == 2 and "does not exist or is not writable" in r.output
+
+
+def test_web_bounds_keys() -> None:
+    from exporter.config import ConfigError, parse_config
+
+    cfg = parse_config("web_max_requests: 4\nweb_request_timeout: 2.5\n", "c.yml")
+    assert (cfg.web_max_requests, cfg.web_request_timeout) == (4, 2.5)
+    try:
+        parse_config("listen: 127.0.0.1:1\nweb_max_requests: 0\nweb_request_timeout: fast\n", "c.yml")
+    except ConfigError as exc:
+        assert exc.problems == ["c.yml:2: web_max_requests: must be a positive integer (connections served at once)",
+                                "c.yml:3: web_request_timeout: must be a number of seconds >= 0.1"]
+    else:
+        raise AssertionError("bad web bounds accepted")
+
+
+def test_bad_collector_flag_regexp_is_named_and_exits_2() -> None:
+    from click.testing import CliRunner
+
+    from exporter.cli import main
+
+    r = CliRunner().invoke(main, ["--collector.cpu.info.flags-include", "(avx"])
+    assert r.exit_code == 2
+    assert "--collector.cpu.info.flags-include: invalid regular expression" in r.output
