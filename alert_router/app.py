@@ -27,7 +27,7 @@ from .config import Config, ConfigError, from_dict, read_token
 from .delivery import Deliverer, SendResult, apprise_send
 from .metrics import RouterMetrics
 from .payload import PayloadError, parse_notification
-from .recipients import RecipientStore
+from .recipients import RecipientStore, SecretScope
 from .routing import groups_of, route
 from .store import STATUSES, Store
 
@@ -282,7 +282,9 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
         metrics.reload_ok.set(1 if ok else 0)
         metrics.recipient_groups.set(len(recipients.current.groups))
 
-    recipients = RecipientStore(cfg.recipients, on_reload=on_reload)
+    recipients = RecipientStore(cfg.recipients, on_reload=on_reload,
+                                scope=SecretScope(cfg.secret_dir, cfg.secret_env_prefix),
+                                local_path=cfg.local_recipients)
     recipients.load(strict=True)
     store = Store(cfg.state_dir, cfg.synchronous)
     metrics.watch_queue(store.queue_depth)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .config import Config, ConfigError, load_config, parse_listen, read_token
-from .recipients import RecipientsError, load_recipients
+from .recipients import RecipientsError, RecipientStore, SecretScope
 
 log = logging.getLogger("alert_router")
 
@@ -96,7 +96,12 @@ def check(config_file, listen, recipients, token_file, state_dir) -> None:
             read_token(cfg.token_file)
         elif not cfg.allow_unauthenticated:
             raise ConfigError("token_file is required (or set allow_unauthenticated: true)")
-        groups = load_recipients(cfg.recipients).masked() if cfg.recipients else {}
+        groups: dict[str, list[str]] = {}
+        if cfg.recipients:
+            store = RecipientStore(cfg.recipients, scope=SecretScope(cfg.secret_dir, cfg.secret_env_prefix),
+                                   local_path=cfg.local_recipients)
+            store.load(strict=True)
+            groups = store.current.masked()
     except (ConfigError, RecipientsError) as exc:
         click.echo(f"alert-router: {exc}", err=True)
         sys.exit(2)
