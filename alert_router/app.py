@@ -273,6 +273,9 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
     token = read_token(cfg.token_file) if cfg.token_file else None
     if token is None and not cfg.allow_unauthenticated:
         raise ConfigError("token_file is required (or set allow_unauthenticated: true)")
+    if token is None:
+        log.warning("INSECURE: allow_unauthenticated: true: anyone who reaches %s can post alerts and "
+                    "read deliveries", cfg.listen)
     if not cfg.recipients:
         raise ConfigError("recipients is required: the recipients file written by `rulesync compile`")
     metrics = RouterMetrics()

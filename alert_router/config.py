@@ -52,6 +52,8 @@ class Config:
     # HTTPS served by the router itself; both or neither.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Plain HTTP on a non-loopback address: refused unless this is set (and then logged).
+    insecure_plain_http: bool = False
     # Where recipient URLs may take secrets from: ``${file:...}`` only under this directory,
     # ``${NAME}`` only for variables starting with this prefix. Unset = no references at all.
     secret_dir: str | None = None
@@ -135,13 +137,13 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
             kw[key] = data[key]
     if "listen" in kw:
         parse_listen(kw["listen"])
-    if "allow_unauthenticated" in data:
-        # bool("false") is True: a quoted value must be an error, never a silent "yes".
-        try:
-            kw["allow_unauthenticated"] = strictyaml.parse_bool(data["allow_unauthenticated"],
-                                                                "allow_unauthenticated")
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+    for key in ("allow_unauthenticated", "insecure_plain_http"):
+        if key in data:
+            # bool("false") is True: a quoted value must be an error, never a silent "yes".
+            try:
+                kw[key] = strictyaml.parse_bool(data[key], key)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
     if bool(kw.get("tls_cert_file")) != bool(kw.get("tls_key_file")):
         raise ConfigError(f"{source}: tls_cert_file and tls_key_file: set both or neither")
     if "secret_env_prefix" in kw and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", kw["secret_env_prefix"]):

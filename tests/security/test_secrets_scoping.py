@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from alert_router.recipients import RecipientsError, RecipientStore, SecretScope, parse_recipients
 from rulesync.cli import main as rulesync_main
-from tests.alert_router.conftest import TOKEN, load_payload, router_factory  # noqa: F401 - fixture
+from tests.alert_router.conftest import TOKEN, load_payload, router_factory, router_pki  # noqa: F401 - fixtures
 from tests.harness.servers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
