@@ -161,6 +161,13 @@ def test_every_option_is_applied_or_refused(tmp_path: Path, pki, extra, where, w
         exc.value.problems
 
 
+def test_http_server_config_is_refused_not_ignored(tmp_path: Path, pki) -> None:
+    path = _write(tmp_path, _tls_yaml(pki) + "http_server_config:\n  http2: true\n")
+    with pytest.raises(ConfigError) as exc:
+        load_web_config(path)
+    assert f"{path}:4: http_server_config: not supported" in str(exc.value)
+
+
 def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
