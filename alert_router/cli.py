@@ -111,8 +111,7 @@ def check(config_file, listen, recipients, token_file, state_dir) -> None:
         if cfg.recipients:
             store = RecipientStore(cfg.recipients, scope=SecretScope(cfg.secret_dir, cfg.secret_env_prefix),
                                    local_path=cfg.local_recipients)
-            store.load(strict=True)
-            groups = store.current.masked()
+            groups = store.read().masked()
     except (ConfigError, RecipientsError) as exc:
         click.echo(f"alert-router: {exc}", err=True)
         sys.exit(2)

@@ -214,7 +214,8 @@ class RecipientStore:
             out.append((st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None)
         return tuple(out)
 
-    def _read(self) -> Recipients:
+    def read(self) -> Recipients:
+        """Parse the file(s) now without touching the current set (``alert-router check``)."""
         assert self.path is not None
         rec = load_recipients(self.path, validate=self._validate, scope=self._scope)
         if self.local_path is None:
@@ -229,7 +230,7 @@ class RecipientStore:
         with self._lock:
             sig = self._stat()
             try:
-                rec = self._read()
+                rec = self.read()
             except RecipientsError as exc:
                 self._signature = sig
                 self.last_error = str(exc)

@@ -194,9 +194,13 @@ def test_unknown_users_cost_a_bcrypt_comparison(serve, pki, monkeypatch: pytest.
         assert _get(server, ctx, _basic(user, "wrong-password"))[0] == 401
         return time.perf_counter() - t0
 
-    unknown = [timed(f"nobody{i}") for i in range(5)]
-    known = [timed("prometheus") for _ in range(5)]
-    assert len(calls) == 10 and all(h.startswith(b"$2") for h in calls)
-    assert all(h != hashed.encode() for h in calls[:5])  # the dummy hash for unknown names
-    # Same order of cost (bcrypt cost 10 is tens of ms): no cheap "no such user" answer.
-    assert statistics.median(unknown) > 0.5 * statistics.median(known), (unknown, known)
+    unknown, known = [], []
+    for i in range(7):  # interleaved, so a change in the machine's load hits both alike
+        unknown.append(timed(f"nobody{i}"))
+        known.append(timed("prometheus"))
+    assert len(calls) == 14 and all(h.startswith(b"$2") for h in calls)
+    assert all(h != hashed.encode() for h in calls[0::2])  # the dummy hash for unknown names
+    assert all(h == hashed.encode() for h in calls[1::2])
+    # Same order of cost (bcrypt cost 10 is tens of ms, an unhashed miss microseconds): no cheap
+    # "no such user" answer. The margin is wide because the machine is shared.
+    assert statistics.median(unknown) > 0.3 * statistics.median(known), (unknown, known)
