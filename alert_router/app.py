@@ -43,6 +43,9 @@ class RouterState:
     metrics: RouterMetrics
     deliverer: Deliverer
     token: str | None
+    # The token file's (inode, mtime, size) when ``token`` was read: taken then, not when the
+    # reloader thread starts, so a rotation in between is not mistaken for the original.
+    token_sig: tuple | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _reloader: threading.Thread | None = None
     _warned: dict = field(default_factory=dict)
@@ -71,7 +74,7 @@ class RouterState:
         self._reloader.start()
 
     def _reload_loop(self) -> None:
-        token_sig = _file_sig(self.cfg.token_file)
+        token_sig = self.token_sig
         while not self._stop.wait(self.cfg.reload_interval):
             try:
                 self.recipients.maybe_reload()
@@ -270,6 +273,7 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
     ``start_workers`` is False. Stop with ``app.extensions["alert_router"].close()``.
     """
     cfg = config if isinstance(config, Config) else from_dict(config or {})
+    token_sig = _file_sig(cfg.token_file)
     token = read_token(cfg.token_file) if cfg.token_file else None
     if token is None and not cfg.allow_unauthenticated:
         raise ConfigError("token_file is required (or set allow_unauthenticated: true)")
@@ -297,7 +301,7 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
         return state.secrets()
 
     deliverer = Deliverer(store, cfg, metrics, send=send or apprise_send, secrets=secrets)
-    state = RouterState(cfg, store, recipients, metrics, deliverer, token)
+    state = RouterState(cfg, store, recipients, metrics, deliverer, token, token_sig)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes

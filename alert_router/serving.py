@@ -70,7 +70,7 @@ def https_server(app: Any, cfg: Config) -> Any:
         def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
             # Through our logger (and its secret filter), not straight to stderr. Failed
             # handshakes (scanners, plain-HTTP clients) are the client's problem: debug.
-            log.log(min(level, logging.DEBUG) if "handshake" in msg.lower() or "SSL" in msg else level,
+            log.log(logging.DEBUG if "handshake" in msg.lower() or "SSL" in msg else level,
                     "https: %s", msg, exc_info=traceback)
 
     host, port = cfg.host_port
