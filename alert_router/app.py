@@ -27,7 +27,7 @@ from .config import Config, ConfigError, from_dict, read_token
 from .delivery import Deliverer, SendResult, apprise_send
 from .metrics import RouterMetrics
 from .payload import PayloadError, parse_notification
-from .recipients import RecipientStore
+from .recipients import RecipientStore, SecretScope
 from .routing import groups_of, route
 from .store import STATUSES, Store
 
@@ -43,6 +43,9 @@ class RouterState:
     metrics: RouterMetrics
     deliverer: Deliverer
     token: str | None
+    # The token file's (inode, mtime, size) when ``token`` was read: taken then, not when the
+    # reloader thread starts, so a rotation in between is not mistaken for the original.
+    token_sig: tuple | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _reloader: threading.Thread | None = None
     _warned: dict = field(default_factory=dict)
@@ -71,7 +74,7 @@ class RouterState:
         self._reloader.start()
 
     def _reload_loop(self) -> None:
-        token_sig = _file_sig(self.cfg.token_file)
+        token_sig = self.token_sig
         while not self._stop.wait(self.cfg.reload_interval):
             try:
                 self.recipients.maybe_reload()
@@ -270,9 +273,13 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
     ``start_workers`` is False. Stop with ``app.extensions["alert_router"].close()``.
     """
     cfg = config if isinstance(config, Config) else from_dict(config or {})
+    token_sig = _file_sig(cfg.token_file)
     token = read_token(cfg.token_file) if cfg.token_file else None
     if token is None and not cfg.allow_unauthenticated:
         raise ConfigError("token_file is required (or set allow_unauthenticated: true)")
+    if token is None:
+        log.warning("INSECURE: allow_unauthenticated: true: anyone who reaches %s can post alerts and "
+                    "read deliveries", cfg.listen)
     if not cfg.recipients:
         raise ConfigError("recipients is required: the recipients file written by `rulesync compile`")
     metrics = RouterMetrics()
@@ -282,7 +289,9 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
         metrics.reload_ok.set(1 if ok else 0)
         metrics.recipient_groups.set(len(recipients.current.groups))
 
-    recipients = RecipientStore(cfg.recipients, on_reload=on_reload)
+    recipients = RecipientStore(cfg.recipients, on_reload=on_reload,
+                                scope=SecretScope(cfg.secret_dir, cfg.secret_env_prefix),
+                                local_path=cfg.local_recipients)
     recipients.load(strict=True)
     store = Store(cfg.state_dir, cfg.synchronous)
     metrics.watch_queue(store.queue_depth)
@@ -292,7 +301,7 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
         return state.secrets()
 
     deliverer = Deliverer(store, cfg, metrics, send=send or apprise_send, secrets=secrets)
-    state = RouterState(cfg, store, recipients, metrics, deliverer, token)
+    state = RouterState(cfg, store, recipients, metrics, deliverer, token, token_sig)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes

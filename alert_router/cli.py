@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from .config import Config, ConfigError, load_config, parse_listen, read_token
-from .recipients import RecipientsError, load_recipients
+from .recipients import RecipientsError, RecipientStore, SecretScope
+from .serving import check_transport, tls_context
+from .serving import serve as serve_app
 
 log = logging.getLogger("alert_router")
 
@@ -30,7 +32,7 @@ def main() -> None:
 
 _opts = [
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML configuration file."),
-    click.option("--listen", help="HOST:PORT to listen on (default 0.0.0.0:9849)."),
+    click.option("--listen", help="HOST:PORT to listen on (default 127.0.0.1:9849)."),
     click.option("--recipients", type=click.Path(dir_okay=False), help="Recipients YAML written by rulesync."),
     click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the bearer token."),
     click.option("--state-dir", type=click.Path(file_okay=False), help="Directory of the durable queue."),
@@ -47,10 +49,13 @@ def _with_opts(f):
 @_with_opts
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def serve(config_file, listen, recipients, token_file, state_dir, log_level) -> None:
+@click.option("--tls-cert-file", type=click.Path(dir_okay=False),
+              help="Serve HTTPS with this certificate (PEM, chain after the leaf); needs --tls-key-file.")
+@click.option("--tls-key-file", type=click.Path(dir_okay=False), help="Private key of --tls-cert-file.")
+def serve(config_file, listen, recipients, token_file, state_dir, log_level, tls_cert_file=None,
+          tls_key_file=None) -> None:
     """Receive Alertmanager webhooks on POST /api/v1/alerts and deliver them."""
     from prometheus_client import disable_created_metrics
-    from waitress import serve as waitress_serve
 
     from .app import create_app
     from .logs import setup_logging
@@ -60,7 +65,12 @@ def serve(config_file, listen, recipients, token_file, state_dir, log_level) -> 
     setup_logging(log_level, lambda: holder["state"].secrets() if "state" in holder else frozenset())
     try:
         cfg = _load(config_file, listen=listen, recipients=recipients, token_file=token_file,
-                    state_dir=state_dir)
+                    state_dir=state_dir, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
+        if bool(cfg.tls_cert_file) != bool(cfg.tls_key_file):
+            raise ConfigError("tls_cert_file and tls_key_file: set both or neither")
+        check_transport(cfg)
+        if cfg.tls_cert_file:
+            tls_context(cfg)  # unusable key material: exit 2 before opening the queue
         app = create_app(cfg)
     except (ConfigError, RecipientsError) as exc:
         click.echo(f"alert-router: {exc}", err=True)
@@ -77,9 +87,7 @@ def serve(config_file, listen, recipients, token_file, state_dir, log_level) -> 
     signal.signal(signal.SIGTERM, _term)
     log.info("alert-router listening on %s:%d (queue %s)", host, port, state.store.path)
     try:
-        waitress_serve(app, host=host, port=port, threads=cfg.http_threads, ident="alert-router",
-                       max_request_body_size=cfg.max_body_bytes + 65536, channel_timeout=30,
-                       connection_limit=200, clear_untrusted_proxy_headers=True, _quiet=True)
+        serve_app(app, cfg)
     finally:
         log.info("alert-router stopping")
         state.close()
@@ -92,11 +100,18 @@ def check(config_file, listen, recipients, token_file, state_dir) -> None:
     try:
         cfg = _load(config_file, listen=listen, recipients=recipients, token_file=token_file,
                     state_dir=state_dir)
+        check_transport(cfg)
+        if cfg.tls_cert_file:
+            tls_context(cfg)
         if cfg.token_file:
             read_token(cfg.token_file)
         elif not cfg.allow_unauthenticated:
             raise ConfigError("token_file is required (or set allow_unauthenticated: true)")
-        groups = load_recipients(cfg.recipients).masked() if cfg.recipients else {}
+        groups: dict[str, list[str]] = {}
+        if cfg.recipients:
+            store = RecipientStore(cfg.recipients, scope=SecretScope(cfg.secret_dir, cfg.secret_env_prefix),
+                                   local_path=cfg.local_recipients)
+            groups = store.read().masked()
     except (ConfigError, RecipientsError) as exc:
         click.echo(f"alert-router: {exc}", err=True)
         sys.exit(2)

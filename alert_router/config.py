@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from fleetmon import strictyaml
+
 from .routing import CHANNELS, DEFAULT_SEVERITY_CHANNELS
 
 DEFAULT_PORT = 9849
@@ -39,10 +41,23 @@ class FloodConfig:
 
 @dataclass(frozen=True)
 class Config:
-    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    # Loopback unless told otherwise: the webhook carries a bearer token and alert contents.
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
     recipients: str | None = None
+    # Operator-written groups (same format), for URLs that need secrets; they replace
+    # same-named groups of `recipients`, which rulesync generates from rule authors' YAML.
+    local_recipients: str | None = None
     token_file: str | None = None
     allow_unauthenticated: bool = False
+    # HTTPS served by the router itself; both or neither.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Plain HTTP on a non-loopback address: refused unless this is set (and then logged).
+    insecure_plain_http: bool = False
+    # Where recipient URLs may take secrets from: ``${file:...}`` only under this directory,
+    # ``${NAME}`` only for variables starting with this prefix. Unset = no references at all.
+    secret_dir: str | None = None
+    secret_env_prefix: str | None = None
     state_dir: str = "/var/lib/fleetmon/alert-router"
     severity_channels: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_SEVERITY_CHANNELS))
     retry: RetryConfig = field(default_factory=RetryConfig)
@@ -114,15 +129,26 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
     if unknown:
         raise ConfigError(f"{source}: unknown key(s): {', '.join(unknown)}")
     kw: dict[str, Any] = {}
-    for key in ("listen", "recipients", "token_file", "state_dir"):
+    for key in ("listen", "recipients", "local_recipients", "token_file", "state_dir", "tls_cert_file", "tls_key_file",
+                "secret_dir", "secret_env_prefix"):
         if data.get(key) is not None:
             if not isinstance(data[key], str):
                 raise ConfigError(f"{source}: {key}: expected a string")
             kw[key] = data[key]
     if "listen" in kw:
         parse_listen(kw["listen"])
-    if "allow_unauthenticated" in data:
-        kw["allow_unauthenticated"] = bool(data["allow_unauthenticated"])
+    for key in ("allow_unauthenticated", "insecure_plain_http"):
+        if key in data:
+            # bool("false") is True: a quoted value must be an error, never a silent "yes".
+            try:
+                kw[key] = strictyaml.parse_bool(data[key], key)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+    if bool(kw.get("tls_cert_file")) != bool(kw.get("tls_key_file")):
+        raise ConfigError(f"{source}: tls_cert_file and tls_key_file: set both or neither")
+    if "secret_env_prefix" in kw and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", kw["secret_env_prefix"]):
+        raise ConfigError(f"{source}: secret_env_prefix: expected a non-empty variable-name prefix like "
+                          f"FLEETMON_ROUTER_ (an empty prefix would expose the whole environment)")
     if "severity_channels" in data:
         sc = data["severity_channels"]
         if not isinstance(sc, dict):
@@ -188,7 +214,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         return Config()
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = strictyaml.safe_load(p.read_text())
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

@@ -2,7 +2,10 @@
 
 ``rulesync compile`` writes ``recipients: {NAME: [APPRISE_URL, ...]}`` and leaves
 ``${ENV_VAR}`` and ``${file:/path}`` references unexpanded; they are expanded here so that
-secrets live in the environment or in files readable only by the router. The file is
+secrets live in the environment or in files readable only by the router. Only what the
+router's own configuration allows is expanded (:class:`SecretScope`: files under one
+directory, variables with one prefix), so whoever writes recipient URLs cannot point a
+reference at the router's token or any other secret and send it away. The file is
 re-read when it changes; a bad version is reported (file and line, never the secret) and
 the last good one stays in use.
 """
@@ -32,6 +35,36 @@ class RecipientsError(ValueError):
 
 
 @dataclass(frozen=True)
+class SecretScope:
+    """What ``${...}`` references may read; the default allows nothing.
+
+    ``dir``: ``${file:NAME}`` reads ``dir/NAME``; an absolute path must lie under ``dir``
+    after symlinks are resolved. ``env_prefix``: ``${NAME}`` only when NAME starts with it.
+    """
+
+    dir: str | None = None
+    env_prefix: str | None = None
+
+    def file(self, ref: str, where: str) -> Path:
+        if not self.dir:
+            raise RecipientsError(f"{where}: ${{file:...}} references are not allowed: the router's config "
+                                  f"sets no secret_dir")
+        base = os.path.realpath(self.dir)
+        target = os.path.realpath(os.path.join(base, ref))
+        if os.path.commonpath([base, target]) != base or target == base:
+            raise RecipientsError(f"{where}: ${{file:{ref}}} is outside the allowed secret_dir {self.dir}")
+        return Path(target)
+
+    def env(self, name: str, where: str) -> None:
+        if not self.env_prefix:
+            raise RecipientsError(f"{where}: ${{{name}}}: environment references are not allowed: the "
+                                  f"router's config sets no secret_env_prefix")
+        if not name.startswith(self.env_prefix):
+            raise RecipientsError(f"{where}: ${{{name}}}: only variables starting with {self.env_prefix} "
+                                  f"may be used (secret_env_prefix)")
+
+
+@dataclass(frozen=True)
 class Recipients:
     groups: dict[str, list[str]]
     secrets: frozenset[str] = field(default_factory=frozenset)
@@ -43,16 +76,17 @@ class Recipients:
 EMPTY = Recipients({})
 
 
-def _expand(text: str, where: str, env: Mapping[str, str], secrets: set[str]) -> str:
+def _expand(text: str, where: str, env: Mapping[str, str], secrets: set[str], scope: SecretScope) -> str:
     def sub(m: re.Match[str]) -> str:
         if m.group(1):
             path = m.group(2).strip()
             try:
-                value = Path(path).read_text().strip()
+                value = scope.file(path, where).read_text().strip()
             except OSError as exc:
                 raise RecipientsError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
         else:
             name = m.group(3)
+            scope.env(name, where)
             if name not in env:
                 raise RecipientsError(f"{where}: environment variable {name} is not set")
             value = env[name]
@@ -70,8 +104,12 @@ def _default_validator(url: str) -> bool:
 
 
 def parse_recipients(text: str, source: str = "<recipients>", env: Mapping[str, str] | None = None,
-                     validate: Callable[[str], bool] | None = _default_validator) -> Recipients:
-    """Parse and expand a recipients document. Raises :class:`RecipientsError`."""
+                     validate: Callable[[str], bool] | None = _default_validator,
+                     scope: SecretScope | None = None) -> Recipients:
+    """Parse and expand a recipients document within ``scope`` (default: no references).
+
+    Raises :class:`RecipientsError`."""
+    scope = scope or SecretScope()
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text)
@@ -113,7 +151,7 @@ def parse_recipients(text: str, source: str = "<recipients>", env: Mapping[str, 
             if not isinstance(item, yaml.ScalarNode) or not item.value.strip():
                 raise RecipientsError(f"{at(item)}: group {name!r}: each entry must be an Apprise URL string")
             raw = item.value.strip()
-            url = _expand(raw, at(item), env, secrets)
+            url = _expand(raw, at(item), env, secrets, scope)
             if "://" not in url:
                 raise RecipientsError(f"{at(item)}: group {name!r}: not an Apprise URL: {mask_url(raw)}")
             if validate is not None and not validate(url):
@@ -130,7 +168,8 @@ def parse_recipients(text: str, source: str = "<recipients>", env: Mapping[str, 
 
 
 def load_recipients(path: str | os.PathLike[str], env: Mapping[str, str] | None = None,
-                    validate: Callable[[str], bool] | None = _default_validator) -> Recipients:
+                    validate: Callable[[str], bool] | None = _default_validator,
+                    scope: SecretScope | None = None) -> Recipients:
     p = Path(path)
     try:
         text = p.read_text()
@@ -138,7 +177,7 @@ def load_recipients(path: str | os.PathLike[str], env: Mapping[str, str] | None 
         raise RecipientsError(f"{p}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise RecipientsError(f"{p}: not UTF-8 text") from None
-    return parse_recipients(text, str(p), env, validate)
+    return parse_recipients(text, str(p), env, validate, scope)
 
 
 class RecipientStore:
@@ -146,8 +185,14 @@ class RecipientStore:
 
     def __init__(self, path: str | os.PathLike[str] | None,
                  on_reload: Callable[[bool, str | None], None] | None = None,
-                 validate: Callable[[str], bool] | None = _default_validator):
+                 validate: Callable[[str], bool] | None = _default_validator,
+                 scope: SecretScope | None = None,
+                 local_path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path else None
+        # The operator's own groups (secret-bearing URLs): they replace same-named groups of the
+        # generated file, whose URLs come from rule authors.
+        self.local_path = Path(local_path) if local_path else None
+        self._scope = scope
         self._validate = validate
         self._on_reload = on_reload
         self._lock = threading.Lock()
@@ -159,13 +204,24 @@ class RecipientStore:
     def current(self) -> Recipients:
         return self._current
 
-    def _stat(self) -> tuple | None:
+    def _stat(self) -> tuple:
+        out = []
+        for p in (self.path, self.local_path):
+            try:
+                st = p.stat() if p is not None else None
+            except OSError:
+                st = None
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None)
+        return tuple(out)
+
+    def read(self) -> Recipients:
+        """Parse the file(s) now without touching the current set (``alert-router check``)."""
         assert self.path is not None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        rec = load_recipients(self.path, validate=self._validate, scope=self._scope)
+        if self.local_path is None:
+            return rec
+        local = load_recipients(self.local_path, validate=self._validate, scope=self._scope)
+        return Recipients({**rec.groups, **local.groups}, rec.secrets | local.secrets)
 
     def load(self, strict: bool = False) -> bool:
         """Read the file now. With ``strict`` a bad file raises (startup); else it is logged."""
@@ -174,7 +230,7 @@ class RecipientStore:
         with self._lock:
             sig = self._stat()
             try:
-                rec = load_recipients(self.path, validate=self._validate)
+                rec = self.read()
             except RecipientsError as exc:
                 self._signature = sig
                 self.last_error = str(exc)

@@ -54,9 +54,18 @@ def summary(values: list[float]) -> str:
 class Router(ManagedProcess):
     name = "alert-router"
 
-    def __init__(self, recipients: dict, workdir: Path | None = None, **config):
+    def __init__(self, recipients: dict, workdir: Path | None = None, tls: bool = False, **config):
         super().__init__(workdir or Path(tempfile.mkdtemp(prefix="router-bench-")))
         self.port = free_port()
+        self.verify: str | bool = True
+        if tls:  # HTTPS served by the router (cheroot), certificate from a private CA
+            from fleetmon import tlscerts
+
+            ca = tlscerts.make_ca(self.workdir / "tls")
+            pair = tlscerts.issue(ca, self.workdir / "tls", "alert-router")
+            config = {"tls_cert_file": str(pair.cert), "tls_key_file": str(pair.key), **config}
+            self.verify = str(ca.cert)
+        self.scheme = "https" if tls else "http"
         (self.workdir / "token").write_text(TOKEN)
         (self.workdir / "recipients.yaml").write_text(yaml.safe_dump({"recipients": recipients}))
         cfg = {"listen": f"127.0.0.1:{self.port}", "recipients": str(self.workdir / "recipients.yaml"),
@@ -66,7 +75,7 @@ class Router(ManagedProcess):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         import sys
@@ -84,4 +93,4 @@ class Router(ManagedProcess):
     def ready(self) -> bool:
         import requests
 
-        return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        return requests.get(f"{self.url}/readyz", timeout=1, verify=self.verify).status_code == 200

@@ -16,6 +16,7 @@ import yaml
 from exporter.collectors import REGISTRY
 from exporter.logs.counters import DEFAULT_BUCKETS
 from exporter.logs.parsers import LOG_TYPES
+from fleetmon import strictyaml
 
 DEFAULT_PORT = 9847
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
@@ -60,7 +61,8 @@ class _Doc:
     def __init__(self, path: str, text: str):
         self.path = path
         self.lines: dict[tuple, int] = {}
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # Only `true`/`false` are booleans: `enabled: off` stays a string and is reported.
+        node = strictyaml.compose(text)
         self.data = self._walk(node, ()) if node is not None else {}
 
     def _walk(self, node: yaml.Node, at: tuple) -> Any:

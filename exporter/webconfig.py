@@ -7,8 +7,19 @@ the format every Prometheus exporter accepts:
       client_ca_file: /etc/fleet-exporter/ca.crt      # optional
       client_auth_type: RequireAndVerifyClientCert     # optional
       min_version: TLS12                               # optional
+      max_version: TLS13                               # optional
+      cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]   # optional, TLS 1.2 and older
+      curve_preferences: [CurveP384]                   # optional, one curve
+      prefer_server_cipher_suites: true                # optional
     basic_auth_users:
       prometheus: $2y$10$...   # bcrypt hash (htpasswd -nBC 10 "" | tr -d ':\\n')
+
+As in prometheus/exporter-toolkit ``web/tls_config.go``, every option is honoured or the file
+is refused with the file, line and key; nothing is accepted and silently ignored. Two
+differences, both forced by Python's ``ssl`` module (which cannot accept a client certificate
+without verifying it): ``RequireAnyClientCert`` is refused, and ``RequestClientCert`` does not
+ask for the certificate it would never check, which admits exactly the clients Go admits.
+``curve_preferences`` takes one curve (``ssl`` sets a single ECDH group).
 """
 
 from __future__ import annotations
@@ -19,18 +30,60 @@ import hmac
 import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
 from exporter.config import ConfigError
+from fleetmon import strictyaml
 
-_CLIENT_AUTH = {
-    "NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
-    "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+# client_auth_type -> (verify_mode, needs client_ca_file). Go's semantics:
+#   NoClientCert               no certificate asked for
+#   RequestClientCert          asked for, not required, never verified -> every client admitted;
+#                              asking for one we would not check changes nothing, so we don't
+#   RequireAnyClientCert       required, not verified: impossible with Python's ssl (refused)
+#   VerifyClientCertIfGiven    optional; one that is sent must chain to client_ca_file
+#   RequireAndVerifyClientCert required and must chain to client_ca_file
+_CLIENT_AUTH: dict[str, tuple[ssl.VerifyMode, bool]] = {
+    "NoClientCert": (ssl.CERT_NONE, False),
+    "RequestClientCert": (ssl.CERT_NONE, False),
+    "VerifyClientCertIfGiven": (ssl.CERT_OPTIONAL, True),
+    "RequireAndVerifyClientCert": (ssl.CERT_REQUIRED, True),
+}
+_UNSUPPORTED_CLIENT_AUTH = {
+    "RequireAnyClientCert": "not supported: Python's ssl module cannot require a client certificate without "
+                            "verifying it; use RequireAndVerifyClientCert with client_ca_file (the CA of the "
+                            "clients you expect)",
 }
 _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
              "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+# Go's crypto/tls names (what exporter-toolkit accepts) -> OpenSSL names, for TLS 1.2 and older.
+# Go itself ignores cipher_suites for TLS 1.3, and so does OpenSSL's cipher list.
+_CIPHERS = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+}
+_TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+_CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1"}
+
+
+def _bcrypt_cost(hashed: bytes) -> int:
+    try:
+        return int(hashed.split(b"$")[2])
+    except (IndexError, ValueError):
+        return 10
 
 
 @dataclass
@@ -40,6 +93,19 @@ class WebConfig:
     users: dict[str, bytes] = field(default_factory=dict)
     _ok_cache: set[bytes] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _dummy: bytes | None = None
+
+    def _dummy_hash(self) -> bytes:
+        """A bcrypt hash of a random secret at the users' highest cost, made once: checking
+        an unknown user's password against it costs what checking a real one does."""
+        if self._dummy is None:
+            import secrets
+
+            import bcrypt
+
+            cost = max((_bcrypt_cost(h) for h in self.users.values()), default=10)
+            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=max(4, min(cost, 31))))
+        return self._dummy
 
     def check_auth(self, header: str | None) -> bool:
         """True when basic auth is off, or ``header`` carries a valid user and password."""
@@ -52,26 +118,131 @@ class WebConfig:
         except (ValueError, UnicodeDecodeError):
             return False
         hashed = self.users.get(user)
+        known = hashed is not None
         if hashed is None:
-            return False
+            # exporter-toolkit does the same: without it an unknown name answers in microseconds
+            # and a known one in tens of milliseconds, which tells an attacker who exists.
+            hashed = self._dummy_hash()
         # bcrypt costs tens of ms by design; remember successes (keyed by a digest, not
         # the password) so a 15 s scrape does not pay it every time.
         key = hashlib.sha256(user.encode() + b"\0" + password.encode() + b"\0" + hashed).digest()
-        with self._lock:
-            if any(hmac.compare_digest(key, k) for k in self._ok_cache):
-                return True
+        if known:
+            with self._lock:
+                if any(hmac.compare_digest(key, k) for k in self._ok_cache):
+                    return True
         import bcrypt
 
         try:
             ok = bcrypt.checkpw(password.encode("utf-8"), hashed)
         except ValueError:
             return False
-        if ok:
+        if ok and known:
             with self._lock:
                 if len(self._ok_cache) > 64:
                     self._ok_cache.clear()
                 self._ok_cache.add(key)
-        return ok
+        return ok and known
+
+
+def _line_index(node: yaml.Node | None) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            lines[str(k.value)] = k.start_mark.line + 1
+            if isinstance(v, yaml.MappingNode):
+                for k2, _ in v.value:
+                    lines[f"{k.value}.{k2.value}"] = k2.start_mark.line + 1
+    return lines
+
+
+def _tls_context(tls: dict[str, Any], bad: Any) -> ssl.SSLContext | None:
+    """Build the server context; every option is applied or reported through ``bad``."""
+    known = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version",
+             "cipher_suites", "prefer_server_cipher_suites", "curve_preferences"}
+    for k in tls:
+        if k not in known:
+            bad(f"tls_server_config.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    cert, key = tls.get("cert_file"), tls.get("key_file")
+    if not cert or not key:
+        bad("tls_server_config", "cert_file and key_file are both required")
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        bad("tls_server_config.cert_file", f"cannot load {cert} / {key}: {exc}")
+
+    for name, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
+        v = tls.get(name)
+        if v is None:
+            continue
+        if v not in _VERSIONS:
+            bad(f"tls_server_config.{name}", f"must be one of {', '.join(_VERSIONS)}, got {v!r}")
+            continue
+        try:
+            setattr(ctx, attr, _VERSIONS[v])
+        except (ValueError, ssl.SSLError) as exc:
+            bad(f"tls_server_config.{name}", f"{v} cannot be set with this OpenSSL: {exc}")
+    if ctx.maximum_version != ssl.TLSVersion.MAXIMUM_SUPPORTED and ctx.minimum_version > ctx.maximum_version:
+        bad("tls_server_config.max_version", f"{tls.get('max_version')} is below min_version "
+            f"{tls.get('min_version', 'TLS12')}")
+
+    suites = tls.get("cipher_suites")
+    if suites is not None:
+        if not isinstance(suites, list) or not suites or not all(isinstance(s, str) for s in suites):
+            bad("tls_server_config.cipher_suites", "must be a non-empty list of cipher suite names")
+        else:
+            unknown = [s for s in suites if s not in _CIPHERS]
+            for s in unknown:
+                why = ("TLS 1.3 suites are not configurable (Go ignores them too)" if s in _TLS13_SUITES
+                       else f"unknown or unsupported cipher suite (known: {', '.join(_CIPHERS)})")
+                bad("tls_server_config.cipher_suites", f"{s}: {why}")
+            if not unknown:
+                try:
+                    ctx.set_ciphers(":".join(_CIPHERS[s] for s in suites))
+                except ssl.SSLError as exc:
+                    bad("tls_server_config.cipher_suites", f"OpenSSL refuses {suites}: {exc}")
+    if "prefer_server_cipher_suites" in tls:
+        try:
+            if strictyaml.parse_bool(tls["prefer_server_cipher_suites"], "prefer_server_cipher_suites"):
+                ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+            else:
+                ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+        except ValueError as exc:
+            bad("tls_server_config.prefer_server_cipher_suites", str(exc).split(": ", 1)[1])
+
+    curves = tls.get("curve_preferences")
+    if curves is not None:
+        if not isinstance(curves, list) or len(curves) != 1 or curves[0] not in _CURVES:
+            bad("tls_server_config.curve_preferences",
+                f"exactly one of {', '.join(_CURVES)} is supported (Python's ssl sets a single ECDH curve; "
+                f"X25519 cannot be selected), got {curves!r}")
+        else:
+            ctx.set_ecdh_curve(_CURVES[curves[0]])
+
+    cat = tls.get("client_auth_type", "NoClientCert")
+    ca = tls.get("client_ca_file")
+    if cat in _UNSUPPORTED_CLIENT_AUTH:
+        bad("tls_server_config.client_auth_type", f"{cat}: {_UNSUPPORTED_CLIENT_AUTH[cat]}")
+    elif cat not in _CLIENT_AUTH:
+        bad("tls_server_config.client_auth_type",
+            f"must be one of {', '.join([*_CLIENT_AUTH, *_UNSUPPORTED_CLIENT_AUTH])}, got {cat!r}")
+    else:
+        mode, needs_ca = _CLIENT_AUTH[cat]
+        if needs_ca and not ca:
+            bad("tls_server_config.client_ca_file", f"required with client_auth_type {cat}")
+        elif ca and not needs_ca:
+            # exporter-toolkit refuses this too: a CA that is never used looks like protection.
+            bad("tls_server_config.client_ca_file", f"is not used with client_auth_type {cat}; set "
+                f"VerifyClientCertIfGiven or RequireAndVerifyClientCert")
+        elif ca:
+            try:
+                ctx.load_verify_locations(ca)
+            except (OSError, ssl.SSLError) as exc:
+                bad("tls_server_config.client_ca_file", f"cannot load {ca}: {exc}")
+        ctx.verify_mode = mode
+    return ctx
 
 
 def load_web_config(path: str) -> WebConfig:
@@ -82,18 +253,12 @@ def load_web_config(path: str) -> WebConfig:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read web config: {exc.strerror or exc}"]) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) or {}
+        node = strictyaml.compose(text)
+        data = strictyaml.safe_load(text) or {}
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ConfigError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {exc.problem}"]) from exc
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            lines[str(k.value)] = k.start_mark.line + 1
-            if isinstance(v, yaml.MappingNode):
-                for k2, _ in v.value:
-                    lines[f"{k.value}.{k2.value}"] = k2.start_mark.line + 1
+    lines = _line_index(node)
     problems: list[str] = []
 
     def bad(key: str, msg: str) -> None:
@@ -106,46 +271,15 @@ def load_web_config(path: str) -> WebConfig:
     for k in data:
         if k not in ("tls_server_config", "basic_auth_users", "http_server_config"):
             bad(str(k), "unknown key (known: tls_server_config, basic_auth_users, http_server_config)")
+    if data.get("http_server_config"):
+        # HTTP/2 and custom headers are not served by this exporter: refuse rather than ignore.
+        bad("http_server_config", "not supported by fleet-exporter (HTTP/1.1 only, no custom headers)")
     tls = data.get("tls_server_config")
     if tls is not None:
         if not isinstance(tls, dict):
             bad("tls_server_config", "must be a mapping")
         else:
-            known = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version",
-                     "max_version", "cipher_suites", "prefer_server_cipher_suites", "curve_preferences"}
-            for k in tls:
-                if k not in known:
-                    bad(f"tls_server_config.{k}", f"unknown key (known: {', '.join(sorted(known))})")
-            cert, key = tls.get("cert_file"), tls.get("key_file")
-            if not cert or not key:
-                bad("tls_server_config", "cert_file and key_file are both required")
-            else:
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-                try:
-                    ctx.load_cert_chain(cert, key)
-                except (OSError, ssl.SSLError) as exc:
-                    bad("tls_server_config.cert_file", f"cannot load {cert} / {key}: {exc}")
-                mv = tls.get("min_version")
-                if mv is not None:
-                    if mv in _VERSIONS:
-                        ctx.minimum_version = _VERSIONS[mv]
-                    else:
-                        bad("tls_server_config.min_version", f"must be one of {', '.join(_VERSIONS)}")
-                cat = tls.get("client_auth_type", "NoClientCert")
-                if cat not in _CLIENT_AUTH:
-                    bad("tls_server_config.client_auth_type", f"must be one of {', '.join(_CLIENT_AUTH)}")
-                else:
-                    ctx.verify_mode = _CLIENT_AUTH[cat]
-                    ca = tls.get("client_ca_file")
-                    if ca:
-                        try:
-                            ctx.load_verify_locations(ca)
-                        except (OSError, ssl.SSLError) as exc:
-                            bad("tls_server_config.client_ca_file", f"cannot load {ca}: {exc}")
-                    elif cat in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert"):
-                        bad("tls_server_config.client_ca_file", f"required with client_auth_type {cat}")
-                wc.ssl_context = ctx
+            wc.ssl_context = _tls_context(tls, bad)
     users = data.get("basic_auth_users")
     if users is not None:
         if not isinstance(users, dict):
@@ -159,4 +293,6 @@ def load_web_config(path: str) -> WebConfig:
                     wc.users[str(u)] = h.encode()
     if problems:
         raise ConfigError(problems)
+    if wc.users:
+        wc._dummy_hash()  # pay the one-off hashing at startup, not on the first unknown user
     return wc

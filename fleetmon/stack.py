@@ -36,6 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path(os.environ.get("FLEETMON_RUN_DIR", REPO / ".run"))
 HOST = "127.0.0.1"
+TLS_CA = RUN / "tls" / "fleetmon-stack-ca.crt"  # made by stack_tls(); Alertmanager and probes trust it
 
 # name -> default port; override with FLEETMON_PORT_<NAME> (dashes as underscores).
 # Prometheus and Alertmanager sit 100 above their usual ports: Debian's packages start their
@@ -95,8 +96,10 @@ def port_free(port: int) -> bool:
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     import requests
 
+    # The stack's HTTPS services (alert-router) carry certificates from the stack's own CA.
+    verify: str | bool = str(TLS_CA) if url.startswith("https://") and TLS_CA.exists() else True
     try:
-        return requests.get(url, timeout=timeout).status_code == 200
+        return requests.get(url, timeout=timeout, verify=verify).status_code == 200
     except requests.RequestException:
         return False
 
@@ -256,13 +259,13 @@ def have_module(mod: str) -> bool:
         return False
 
 
-def write_yaml(path: Path, data: Any) -> None:
+def write_yaml(path: Path, data: Any, mode: int = 0o644) -> None:
     import yaml
 
     from fleetmon.atomic import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False), mode)
 
 
 def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
@@ -284,6 +287,30 @@ def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
     )
 
 
+def stack_tls() -> tuple[Path, Path]:
+    """The router's certificate and key, signed by the stack's CA (``.run/tls``), made once."""
+    from fleetmon import tlscerts
+
+    d = TLS_CA.parent
+    cert, key = d / "alert-router.crt", d / "alert-router.key"
+    if not (TLS_CA.exists() and cert.exists() and key.exists()):
+        ca = tlscerts.make_ca(d, TLS_CA.stem)
+        tlscerts.issue(ca, d, "alert-router", hosts=(HOST, "localhost"))
+    return cert, key
+
+
+def _router_scrape_over_https(path: Path) -> None:
+    """The stack's router serves HTTPS: its scrape job needs the scheme and the stack CA."""
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    for job in cfg.get("scrape_configs") or []:
+        if job.get("job_name") == "fleetmon-alert-router":
+            job["scheme"] = "https"
+            job["tls_config"] = {"ca_file": str(TLS_CA)}
+            write_yaml(path, cfg)
+
+
 def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any]:
     import yaml
 
@@ -294,9 +321,10 @@ def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any
         "receivers": [{"name": "alert-router", "webhook_configs": [{"send_resolved": True}]}]}
     for rcv in cfg.get("receivers", []):
         for wh in rcv.get("webhook_configs", []):
-            wh["url"] = f"http://{HOST}:{port['alert-router']}/api/v1/alerts"
-            wh.setdefault("http_config", {})["authorization"] = {"type": "Bearer",
-                                                                 "credentials_file": str(token_file)}
+            wh["url"] = f"https://{HOST}:{port['alert-router']}/api/v1/alerts"
+            hc = wh.setdefault("http_config", {})
+            hc["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
+            hc["tls_config"] = {"ca_file": str(TLS_CA)}
     return cfg
 
 
@@ -357,14 +385,24 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
 
     if have_module("alert_router.cli"):
         RUN.joinpath("alert-router").mkdir(parents=True, exist_ok=True)
+        cert, key = stack_tls()
+        rdir = RUN / "alert-router"
+        # The mailbox address is the operator's (this stack's) to set, not the rule author's:
+        # stack/rules.yaml names the group, the router's local_recipients fills it in.
+        write_yaml(rdir / "local-recipients.yaml", {"recipients": {"oncall": [
+            f"mailto://{HOST}:{port['smtp']}?from=fleetmon@localhost&to=oncall@localhost&mode=insecure"]}}, 0o600)
+        write_yaml(rdir / "alert-router.yml", {"local_recipients": str(rdir / "local-recipients.yaml")}, 0o600)
+        ru = lambda path="": f"https://{HOST}:{port['alert-router']}{path}"  # noqa: E731
         procs.append(Proc("alert-router", py("alert_router.cli", "alert-router", "serve",
+                                             "--config", str(rdir / "alert-router.yml"),
                                              "--listen", f"{HOST}:{port['alert-router']}",
                                              "--recipients", str(RUN / "rules-compiled" / "recipients.yaml"),
                                              "--token-file", str(token_file),
-                                             "--state-dir", str(RUN / "alert-router" / "state")),
-                          lambda: http_ok(u("alert-router", "/healthz")), u("alert-router", "/api/v1/deliveries"),
-                          "alert-router deliveries (Alertmanager webhook -> email)",
-                          env={"FLEETMON_SMTP_PORT": str(port["smtp"])}, probe=u("alert-router", "/healthz")))
+                                             "--state-dir", str(rdir / "state"),
+                                             "--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+                          lambda: http_ok(ru("/healthz")), ru("/api/v1/deliveries"),
+                          f"alert-router deliveries over HTTPS (CA {TLS_CA}; Alertmanager webhook -> email)",
+                          probe=ru("/healthz")))
     else:
         missing.append("alert-router (alert_router package)")
 
@@ -418,6 +456,7 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
     if prom and global_yml.exists():
         # global.yml's paths are relative to its directory: give it a copy with rules/ and targets/.
         shutil.copy(global_yml, gdir / "prometheus.yml")
+        _router_scrape_over_https(gdir / "prometheus.yml")
         if (gdir / "rules").is_symlink() or (gdir / "rules").exists():
             (gdir / "rules").unlink() if (gdir / "rules").is_symlink() else shutil.rmtree(gdir / "rules")
         (gdir / "rules").symlink_to(REPO / "prometheus" / "rules")

@@ -240,7 +240,8 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
         from fleetmon.atomic import write_if_changed
 
         try:
-            write_if_changed(recipients_out, b.recipients)
+            write_if_changed(recipients_out, b.recipients, 0o600)  # read by the router alone
+            os.chmod(recipients_out, 0o600)
         except OSError as exc:
             click.echo(f"cannot write {recipients_out}: {exc}", err=True)
             sys.exit(1)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from fleetmon import strictyaml
 from rulesync.problems import Problem
 
 
@@ -37,7 +38,9 @@ class LocatedList(list):
 
 
 # libyaml's parser when present (several times faster); the constructors below are ours either way.
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Only `true`/`false` are booleans (not YAML 1.1's yes/no/on/off): anything else reaches the
+# validator as a string and is reported with its field.
+_Base = strictyaml.StrictCSafeLoader
 
 
 class _Loader(_Base):  # type: ignore[valid-type,misc]

@@ -29,6 +29,8 @@ PLACEHOLDER = re.compile(
 # Labels the built-in signals match or aggregate on themselves; a host selector on them would
 # silently change what is measured (`mode` on CPU) or select nothing.
 SIGNAL_LABELS = {"mode", "cpu", "le", "status", "severity", "level", "method", "job"}
+# ${file:...} and ${NAME}: what the alert router would expand (and $$ escapes nothing there).
+SECRET_REF = re.compile(r"\$\{[^}]*\}")
 TOP_FIELDS = ("version", "rules", "recipients", "scrape_interval", "use_recorded")
 RULE_FIELDS = ("alert", "id", "metric", "expr", "aggregation", "window", "above", "below", "for", "hosts",
                "severity", "notify", "summary", "description", "runbook_url", "dashboard_url", "labels",
@@ -166,11 +168,20 @@ class _Checker:
                 urls = [urls]
             if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
                 self.err(line, fld, "expected a non-empty list of Apprise URL strings",
-                         '`oncall: ["mailto://...", "ntfy://..."]`, secrets as ${ENV_VAR}')
+                         '`oncall: ["mailto://...", "ntfy://..."]` (no secrets: those go in the router'"'"'s local_recipients)')
                 continue
-            for u in urls:
-                if "://" not in u and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", u):
-                    self.err(line, fld, "not an Apprise URL (scheme://...) or ${ENV_VAR}",
+            lines = rec[name].lines if isinstance(rec[name], LocatedList) else [line] * len(urls)
+            for i, u in enumerate(urls):
+                ref = SECRET_REF.search(u)
+                if ref:
+                    # The router expands these from its own files and environment: a reference
+                    # written by a rule author could send the router's secrets to any URL.
+                    self.err(lines[i], f"{fld}[{i}]",
+                             f"secret reference {ref.group(0)} is not allowed in rules YAML",
+                             "name the group here without secrets and define its secret-bearing URLs in the "
+                             "alert router's local_recipients file (docs/security.md)")
+                elif "://" not in u:
+                    self.err(lines[i], f"{fld}[{i}]", "not an Apprise URL (scheme://...)",
                              "e.g. mailto://user@example.com")
             out[name] = (list(urls), line)
         return out

@@ -8,6 +8,14 @@ from pathlib import Path
 from fleetmon.atomic import write_if_changed
 from rulesync import HEADER
 
+# Files read only by the alert router, holding recipient addresses: owner-only, like every
+# file that may carry a secret. Rule files stay world-readable for Prometheus.
+PRIVATE_FILES = frozenset({"recipients.yaml"})
+
+
+def mode_of(name: str) -> int:
+    return 0o600 if name in PRIVATE_FILES else 0o644
+
 
 class EmptyOutput(ValueError):
     pass
@@ -33,7 +41,12 @@ def write_files(out_dir: str | os.PathLike[str], files: dict[str, str], remove_s
         raise EmptyOutput("refusing to write an empty rule set (it would remove every alert)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = [name for name, text in sorted(files.items()) if write_if_changed(out / name, text)]
+    written = []
+    for name, text in sorted(files.items()):
+        if write_if_changed(out / name, text, mode_of(name)):
+            written.append(name)
+        elif (out / name).stat().st_mode & 0o777 != mode_of(name):
+            os.chmod(out / name, mode_of(name))  # an older run wrote it with a wider mode
     removed = []
     if remove_stale:
         for p in sorted(out.iterdir()):

@@ -43,10 +43,13 @@ class RouterProcess(ManagedProcess):
         self.config_path = self.workdir / "router.yml"
         self.config_path.write_text(yaml.safe_dump(self.config))
         self.extra_env = env or {}
+        # HTTPS routers: requests from the test trust the CA that signed the router's certificate.
+        self.verify: str | bool = True
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.config.get("tls_cert_file") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "alert_router.cli", "serve", "--config", str(self.config_path),
@@ -59,7 +62,7 @@ class RouterProcess(ManagedProcess):
         return env
 
     def ready(self) -> bool:
-        return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        return requests.get(f"{self.url}/readyz", timeout=1, verify=self.verify).status_code == 200
 
     def post(self, payload: Any, token: str | None = TOKEN, **kw: Any) -> requests.Response:
         headers = kw.pop("headers", {})
@@ -67,12 +70,14 @@ class RouterProcess(ManagedProcess):
             headers.setdefault("Authorization", f"Bearer {token}")
         if isinstance(payload, bytes | str):
             headers.setdefault("Content-Type", "application/json")
+            kw.setdefault("verify", self.verify)
             return requests.post(f"{self.url}/api/v1/alerts", data=payload, headers=headers, timeout=10, **kw)
+        kw.setdefault("verify", self.verify)
         return requests.post(f"{self.url}/api/v1/alerts", json=payload, headers=headers, timeout=10, **kw)
 
     def deliveries(self, **params: Any) -> list[dict]:
         r = requests.get(f"{self.url}/api/v1/deliveries", params=params,
-                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10, verify=self.verify)
         r.raise_for_status()
         return r.json()["deliveries"]
 
@@ -80,7 +85,7 @@ class RouterProcess(ManagedProcess):
         """Sum of the samples of ``name`` whose labels include ``labels``."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        text = requests.get(f"{self.url}/metrics", timeout=10, verify=self.verify).text
         total = 0.0
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
@@ -104,17 +109,33 @@ def write_router_files(workdir: Path, recipients: dict[str, list[str]], **config
     return base
 
 
+@pytest.fixture(scope="session")
+def router_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A private CA and the router's server certificate (127.0.0.1, localhost)."""
+    from fleetmon import tlscerts
+
+    d = tmp_path_factory.mktemp("router-pki")
+    ca = tlscerts.make_ca(d)
+    return {"ca": ca, "router": tlscerts.issue(ca, d, "alert-router"), "dir": d}
+
+
 @pytest.fixture
-def router_factory(tmp_path: Path) -> Iterator[Callable[..., RouterProcess]]:
-    """``router_factory(recipients, env=None, workdir=None, **config)`` starts `alert-router serve`."""
+def router_factory(tmp_path: Path, router_pki: dict[str, Any]) -> Iterator[Callable[..., RouterProcess]]:
+    """``router_factory(recipients, env=None, workdir=None, tls=False, **config)`` starts
+    `alert-router serve`; with ``tls`` it serves HTTPS with ``router_pki``'s certificate."""
     started: list[RouterProcess] = []
 
     def make(recipients: dict[str, list[str]], env: dict[str, str] | None = None,
              workdir: Path | None = None, start: bool = True, args: list[str] | None = None,
-             **config: Any) -> RouterProcess:
+             tls: bool = False, **config: Any) -> RouterProcess:
         wd = workdir or tmp_path / f"router-{len(started)}"
+        if tls:
+            config = {"tls_cert_file": str(router_pki["router"].cert),
+                      "tls_key_file": str(router_pki["router"].key), **config}
         cfg = write_router_files(wd, recipients, **config)
         p = RouterProcess(wd, cfg, env=env, args=args)
+        if tls:
+            p.verify = str(router_pki["ca"].cert)
         started.append(p)
         if start:
             p.start(timeout=30)

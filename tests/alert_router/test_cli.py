@@ -34,14 +34,14 @@ def test_check_good_and_bad(tmp_path):
 
 
 def test_serve_exits_2_on_bad_recipients(tmp_path):
-    cfg = write_router_files(tmp_path, {"oncall": ["mailto://x@example.test"]})
-    (tmp_path / "recipients.yaml").write_text("recipients:\n  oncall:\n    - mailto://u:${UNSET_VAR_X}@h\n")
+    cfg = write_router_files(tmp_path, {"oncall": ["mailto://x@example.test"]}, secret_env_prefix="FLEETMON_ROUTER_")
+    (tmp_path / "recipients.yaml").write_text("recipients:\n  oncall:\n    - mailto://u:${FLEETMON_ROUTER_UNSET_X}@h\n")
     conf = tmp_path / "router.yml"
     conf.write_text(yaml.safe_dump(cfg))
     p = subprocess.run([sys.executable, "-m", "alert_router.cli", "serve", "--config", str(conf),
                         "--listen", "127.0.0.1:1"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
-    assert "recipients.yaml:3" in p.stderr and "UNSET_VAR_X is not set" in p.stderr
+    assert "recipients.yaml:3" in p.stderr and "FLEETMON_ROUTER_UNSET_X is not set" in p.stderr
 
 
 def test_requeue_dead_letters(tmp_path, payloads):

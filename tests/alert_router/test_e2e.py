@@ -132,7 +132,7 @@ def _seconds(text: str) -> float:
     return float(text[:-1]) * units[text[-1]]
 
 
-def test_shipped_alertmanager_config(router_factory, alertmanager_factory, smtp_sink, tmp_path):
+def test_shipped_alertmanager_config(router_factory, alertmanager_factory, smtp_sink, tmp_path, router_pki):
     import subprocess
 
     import yaml
@@ -149,12 +149,14 @@ def test_shipped_alertmanager_config(router_factory, alertmanager_factory, smtp_
     assert _seconds(route["group_wait"]) <= 15 and _seconds(route["group_interval"]) <= 30
     hook = cfg["receivers"][0]["webhook_configs"][0]
     assert hook["send_resolved"] is True and hook["http_config"]["authorization"]["type"] == "Bearer"
-    assert hook["url"].endswith(":9849/api/v1/alerts")
+    assert hook["url"].startswith("https://") and hook["url"].endswith(":9849/api/v1/alerts")
+    assert hook["http_config"]["tls_config"]["ca_file"]  # the router's CA, not the system bundle
 
-    # The same file, pointed at a test router, really delivers.
-    router = router_factory({"default": [smtp_sink.mailto_url()]})
+    # The same file, pointed at a test router over HTTPS, really delivers.
+    router = router_factory({"default": [smtp_sink.mailto_url()]}, tls=True)
     hook["url"] = f"{router.url}/api/v1/alerts"
     hook["http_config"]["authorization"]["credentials_file"] = str(router.workdir / "token")
+    hook["http_config"]["tls_config"]["ca_file"] = str(router_pki["ca"].cert)
     am = alertmanager_factory(cfg)
     am.post_alerts([alert("db-7:9100", notify="")])  # started 30 s ago: no group_wait
     msg = smtp_sink.wait_for(lambda m: "db-7" in m["Subject"], timeout=30)[0]

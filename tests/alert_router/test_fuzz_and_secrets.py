@@ -94,23 +94,23 @@ def test_1000_malformed_payloads_only_4xx(router_factory):
 
 
 def test_secrets_never_in_logs(router_factory, http_sink, tmp_path):
-    secrets = {"SMTP_PASS": "smtp-Pw-0x5ecret-77", "HOOK_KEY": "hook-Key-0x5ecret-88"}
+    secrets = {"FLEETMON_ROUTER_SMTP_PASS": "smtp-Pw-0x5ecret-77", "FLEETMON_ROUTER_HOOK_KEY": "hook-Key-0x5ecret-88"}
     file_secret = "file-Tok-0x5ecret-99"
     secret_file = tmp_path / "hook.pass"
     secret_file.write_text(file_secret + "\n")
     dead = free_port()
     router = router_factory(
         {"default": [
-            f"mailto://bot:${{SMTP_PASS}}@127.0.0.1:{dead}?from=a@example.test&to=b@example.test&mode=insecure",
-            f"json://user:${{file:{secret_file}}}@127.0.0.1:{http_sink.port}/hook?+X-Api-Key=${{HOOK_KEY}}",
+            f"mailto://bot:${{FLEETMON_ROUTER_SMTP_PASS}}@127.0.0.1:{dead}?from=a@example.test&to=b@example.test&mode=insecure",
+            f"json://user:${{file:{secret_file}}}@127.0.0.1:{http_sink.port}/hook?+X-Api-Key=${{FLEETMON_ROUTER_HOOK_KEY}}",
         ]},
-        env=secrets, args=["--log-level", "DEBUG"])
+        env=secrets, args=["--log-level", "DEBUG"], secret_dir=str(tmp_path), secret_env_prefix="FLEETMON_ROUTER_")
     assert router.post(load_payload("am025_firing_single.json")).status_code == 200
     req = http_sink.wait_for(timeout=20)[0]
-    assert req["headers"]["X-Api-Key"] == secrets["HOOK_KEY"]  # the secrets were really expanded and used
+    assert req["headers"]["X-Api-Key"] == secrets["FLEETMON_ROUTER_HOOK_KEY"]  # the secrets were really expanded and used
     wait_until(lambda: router.metric("alert_router_deliveries_retried_total", channel="email") >= 2,
                timeout=20, what="failing email retries")
-    for bad in ("Bearer " + TOKEN[:-1], "Bearer " + secrets["SMTP_PASS"], TOKEN):
+    for bad in ("Bearer " + TOKEN[:-1], "Bearer " + secrets["FLEETMON_ROUTER_SMTP_PASS"], TOKEN):
         assert requests.post(f"{router.url}/api/v1/alerts", json={}, headers={"Authorization": bad},
                              timeout=5).status_code == 401
     # A broken recipients file with a secret inline: the error is logged, the secret is not.

@@ -6,7 +6,13 @@ import os
 
 import pytest
 
-from alert_router.recipients import RecipientsError, RecipientStore, load_recipients, parse_recipients
+from alert_router.recipients import (
+    RecipientsError,
+    RecipientStore,
+    SecretScope,
+    load_recipients,
+    parse_recipients,
+)
 
 
 def test_expands_env_and_file(tmp_path):
@@ -14,10 +20,11 @@ def test_expands_env_and_file(tmp_path):
     secret.write_text("tk_file_secret_123\n")
     text = ("recipients:\n"
             "  oncall:\n"
-            "    - mailto://bot:${SMTP_PASS}@mail.example.test?to=oncall@example.test\n"
+            "    - mailto://bot:${FLEETMON_ROUTER_SMTP_PASS}@mail.example.test?to=oncall@example.test\n"
             f"    - ntfys://ntfy.example.test/alerts?token=${{file:{secret}}}\n"
             "  empty:\n")
-    rec = parse_recipients(text, "r.yaml", env={"SMTP_PASS": "pw_env_secret_456"})
+    rec = parse_recipients(text, "r.yaml", env={"FLEETMON_ROUTER_SMTP_PASS": "pw_env_secret_456"},
+                           scope=SecretScope(str(tmp_path), "FLEETMON_ROUTER_"))
     assert rec.groups["oncall"] == [
         "mailto://bot:pw_env_secret_456@mail.example.test?to=oncall@example.test",
         "ntfys://ntfy.example.test/alerts?token=tk_file_secret_123",
@@ -30,8 +37,10 @@ def test_expands_env_and_file(tmp_path):
 
 @pytest.mark.parametrize("text, where, words", [
     ("recipients:\n  a: [mailto://x@y.test]\n  b: ${X}\n", "r.yaml:3", "must be a list"),
-    ("recipients:\n  a:\n    - mailto://u:${NOPE}@y.test\n", "r.yaml:3", "NOPE is not set"),
-    ("recipients:\n  a:\n    - ntfy://t/${file:/nonexistent/tok}\n", "r.yaml:3", "cannot read secret file"),
+    ("recipients:\n  a:\n    - mailto://u:${FLEETMON_ROUTER_NOPE}@y.test\n", "r.yaml:3",
+     "FLEETMON_ROUTER_NOPE is not set"),
+    ("recipients:\n  a:\n    - ntfy://t/${file:/nonexistent/tok}\n", "r.yaml:3", "outside the allowed secret_dir"),
+    ("recipients:\n  a:\n    - ntfy://t/${file:missing.tok}\n", "r.yaml:3", "cannot read secret file"),
     ("recipients:\n  a: [json://h/x]\n  a: [json://h/y]\n", "r.yaml:3", "defined twice"),
     ("recipients:\n  a: [\n", "r.yaml:3", ""),
     ("recipients:\n  bad name: [mailto://x@y.test]\n", "r.yaml:2", "group names"),
@@ -39,9 +48,9 @@ def test_expands_env_and_file(tmp_path):
     ("recipients:\n  a:\n    - notaservice://sekrit_pass_789@host/\n", "r.yaml:3", "Apprise cannot use"),
     ("other: 1\n", "r.yaml:1", "missing 'recipients'"),
 ])
-def test_errors_name_file_and_line_never_secret(text, where, words):
+def test_errors_name_file_and_line_never_secret(text, where, words, tmp_path):
     with pytest.raises(RecipientsError) as exc:
-        parse_recipients(text, "r.yaml", env={})
+        parse_recipients(text, "r.yaml", env={}, scope=SecretScope(str(tmp_path), "FLEETMON_ROUTER_"))
     msg = str(exc.value)
     assert msg.startswith(where), msg
     assert words in msg

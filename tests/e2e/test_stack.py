@@ -83,6 +83,16 @@ def test_start_status_second_start_stop(tmp_path):
             return any("HighCpuUsage" in m["subject"] and "Instance:    web-0042" in m["body"] for m in msgs)
         wait_until(mailed, timeout=90, interval=1, what="HighCpuUsage email for web-0042 in the mailbox")
         assert list((tmp_path / "run" / "mail" / "new").iterdir())
+        # The alert path above ran over HTTPS (issue 14): the router serves TLS with the stack's CA,
+        # and the global Prometheus scrapes it with that CA.
+        ca = tmp_path / "run" / "tls" / "fleetmon-stack-ca.crt"
+        router = f"127.0.0.1:{ports['alert-router']}"
+        assert requests.get(f"https://{router}/healthz", verify=str(ca), timeout=5).status_code == 200
+        def router_scraped() -> bool:
+            r = requests.get(f"http://127.0.0.1:{ports['prometheus-global']}/api/v1/targets", timeout=5).json()
+            return any(t["labels"]["job"] == "fleetmon-alert-router" and t["health"] == "up"
+                       and t["scrapeUrl"].startswith("https://") for t in r["data"]["activeTargets"])
+        wait_until(router_scraped, timeout=60, what="the global Prometheus scraping the router over HTTPS")
         consoles = requests.get(f"http://127.0.0.1:{ports['prometheus-global']}/consoles/index.html", timeout=10)
         assert consoles.status_code == 200
     finally:

@@ -57,7 +57,7 @@ def test_compile_writes_rules_and_recipients(tmp_path: Path) -> None:
     ok, msg = promtool.check_rules([out / "all-signals.rules.yml", out / "rules.rules.yml"])
     assert ok, msg
     rec = yaml.safe_load((out / "recipients.yaml").read_text())["recipients"]
-    assert rec["oncall"] == ["mailto://oncall@example.test", "ntfy://ntfy.example.test/${NTFY_TOPIC}"]
+    assert rec["oncall"] == ["mailto://oncall@example.test", "ntfy://ntfy.example.test/fleet-oncall"]
     assert set(rec) == {"oncall", "dba", "security", "ops"}
     seed = yaml.safe_load((out / "rules.rules.yml").read_text())["groups"][0]["rules"][0]
     assert seed["alert"] == "HighCpuUsage"
