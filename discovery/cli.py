@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -22,7 +23,7 @@ from kazoo.exceptions import NoNodeError
 from discovery import layout, reaper
 from discovery.layout import InvalidHostData
 from discovery.sharding import partition
-from fleetmon.zk import make_client
+from fleetmon.zk import ZkSecurityError, make_client
 
 log = logging.getLogger("discovery")
 
@@ -48,8 +49,11 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
-def _connect(zk: str, timeout: float = 10.0) -> Any:
-    client = make_client(zk)
+def _connect(zk: str, timeout: float = 10.0, role: str = "reader") -> Any:
+    try:
+        client = make_client(zk, role=role)
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         client.start(timeout=timeout)
     except Exception as exc:  # kazoo raises its handler's timeout type
@@ -57,8 +61,21 @@ def _connect(zk: str, timeout: float = 10.0) -> Any:
     return client
 
 
-zk_option = click.option("--zk", required=True, envvar="FLEETMON_ZK",
-                         help="ZooKeeper connect string host:port[,host:port...].")
+
+
+def _insecure(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    # Every client of this process reads it (fleetmon.zk.load_security); make_client warns.
+    if value:
+        os.environ["FLEETMON_ZK_INSECURE"] = "true"
+    return value
+
+
+def zk_option(f: Any) -> Any:
+    f = click.option("--zk-insecure", is_flag=True, expose_value=False, callback=_insecure,
+                     help="Plain, unauthenticated ZooKeeper with open ACLs (development only; "
+                          "logged as a warning). Default: TLS + the role's credential.")(f)
+    return click.option("--zk", required=True, envvar="FLEETMON_ZK",
+                        help="ZooKeeper connect string host:port[,host:port...].")(f)
 root_option = click.option("--root", default=layout.DEFAULT_ROOT, show_default=True,
                            help="Root znode of fleetmon.")
 log_option = click.option("--log-level", default="info", show_default=True,
@@ -266,7 +283,7 @@ def deregister(zk: str, root: str, names: tuple[str, ...]) -> None:
             layout.validate_name(n)
         except InvalidHostData as exc:
             raise click.BadParameter(str(exc)) from None
-    client = _connect(zk)
+    client = _connect(zk, role="registrar")
     missing = []
     try:
         for n in names:
@@ -340,7 +357,7 @@ def status(zk: str, root: str, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would be marked or deleted; change nothing.")
 def gc(zk: str, root: str, retention: float, dry_run: bool) -> None:
     """One retention pass (what the elected sidecar does every --reap-interval)."""
-    client = _connect(zk)
+    client = _connect(zk, role="sidecar")
     try:
         res = reaper.reap_once(client, root, retention, dry_run=dry_run)
     finally:

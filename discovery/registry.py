@@ -64,7 +64,7 @@ class Registrar:
         self._root = layout.normalize_root(root)
         self.session_timeout = session_timeout
         self.agent = agent
-        self.client = client or make_client(hosts, timeout=session_timeout)
+        self.client = client or make_client(hosts, timeout=session_timeout, role="registrar")
         self._own_client = client is None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)

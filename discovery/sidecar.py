@@ -77,7 +77,9 @@ class Sidecar:
         self.debounce = debounce
         self.retention = retention
         self.reap_interval = reap_interval
-        self.client = client or make_client(zk_hosts, timeout=session_timeout)
+        # A global (federation) sidecar only reads; a shard sidecar holds its replica node.
+        self.client = client or make_client(zk_hosts, timeout=session_timeout,
+                                            role="sidecar" if mode == "shard" else "reader")
         self._own_client = client is None
         self.watcher = FleetWatcher(self.client, self.root, hosts=(mode == "shard"))
         self.rule_agent: Any = None

@@ -35,8 +35,21 @@ def _scrape(value: str | None) -> float | None:
 SCRAPE = click.option("--scrape-interval", default=None, metavar="DURATION",
                       help="Scrape interval the windows are checked against (default: the file's "
                            "`scrape_interval`, else 15s).")
-ZK = click.option("--zk", "zk_hosts", default=lambda: os.environ.get("FLEETMON_ZK", "127.0.0.1:2181"),
-                  show_default="$FLEETMON_ZK or 127.0.0.1:2181", help="ZooKeeper connect string.")
+_ZK_HOSTS = click.option("--zk", "zk_hosts", default=lambda: os.environ.get("FLEETMON_ZK", "127.0.0.1:2181"),
+                        show_default="$FLEETMON_ZK or 127.0.0.1:2181", help="ZooKeeper connect string.")
+
+
+def _insecure(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    # Read by every client of this process (fleetmon.zk.load_security), which logs a warning.
+    if value:
+        os.environ["FLEETMON_ZK_INSECURE"] = "true"
+    return value
+
+
+def ZK(f):  # noqa: N802 - used as a decorator like the other option constants
+    f = click.option("--zk-insecure", is_flag=True, expose_value=False, callback=_insecure, is_eager=True,
+                     help="Plain ZooKeeper without credentials or TLS (development only; logged).")(f)
+    return _ZK_HOSTS(f)
 ROOT = click.option("--root", default="/fleetmon", show_default=True, help="ZooKeeper root path.")
 RECORDED = click.option("--recorded/--no-recorded", "use_recorded", default=None,
                         help="Read fleetmon's recorded series (prometheus/rules/recording.yml) where exactly "
@@ -71,10 +84,14 @@ def _check_generated(files: dict[str, str]) -> None:
         sys.exit(1)
 
 
-def _connect(zk_hosts: str):
-    from fleetmon.zk import make_client
+def _connect(zk_hosts: str, role: str = "reader"):
+    from fleetmon.zk import ZkSecurityError, make_client
 
-    client = make_client(zk_hosts)
+    try:
+        client = make_client(zk_hosts, role=role)
+    except ZkSecurityError as exc:
+        click.echo(f"ZooKeeper security: {exc}", err=True)
+        sys.exit(1)
     try:
         client.start(timeout=10)
     except Exception as exc:  # noqa: BLE001 - kazoo raises several types for "unreachable"
@@ -255,7 +272,7 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
         return
     from rulesync import publish
 
-    client = _connect(zk_hosts)
+    client = _connect(zk_hosts, role="publisher")
     try:
         _check_shards_record(client, root, files)
         expected = expect_znode_version
