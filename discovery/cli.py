@@ -100,6 +100,11 @@ def main() -> None:
               "the shard znode for federation; needed by the rule agent).")
 @click.option("--rules-dir", default=None, help="With --prometheus-url: run the rulesync agent "
               "writing rule files here.")
+@click.option("--rules-public-key", default=None, type=click.Path(dir_okay=False),
+              help="Ed25519 public key (PEM) rule bundles must be signed with [default: "
+                   "$FLEETMON_RULES_PUBLIC_KEY, else rules-signing.pub in $FLEETMON_ZK_SECURITY_DIR].")
+@click.option("--rules-allow-unsigned", is_flag=True,
+              help="Load bundles without checking signatures (development only; logged).")
 @click.option("--debounce", default=0.5, show_default=True, type=click.FloatRange(0, 60),
               help="Minimum seconds between two writes of the targets file (a burst is coalesced).")
 @click.option("--session-timeout", default=10.0, show_default=True, type=click.FloatRange(1, 60))
@@ -109,7 +114,8 @@ def main() -> None:
 @click.option("--reap-interval", default="60s", show_default=True, callback=_duration)
 @log_option
 def run(zk: str, shard: str, output: Path, replica: str | None, root: str, listen: str,
-        prometheus_url: str | None, rules_dir: str | None, debounce: float, session_timeout: float,
+        prometheus_url: str | None, rules_dir: str | None, rules_public_key: str | None,
+        rules_allow_unsigned: bool, debounce: float, session_timeout: float,
         retention: float, reap_interval: float, log_level: str) -> None:
     """Run the shard sidecar: write SHARD's targets to OUTPUT until stopped."""
     from discovery.sidecar import Sidecar
@@ -118,9 +124,12 @@ def run(zk: str, shard: str, output: Path, replica: str | None, root: str, liste
     try:
         sc = Sidecar(zk, output, shard=shard, replica=replica, root=root, listen=listen or None,
                      prometheus_url=prometheus_url or None, rules_dir=rules_dir or None, debounce=debounce,
-                     session_timeout=session_timeout, retention=retention, reap_interval=reap_interval)
+                     session_timeout=session_timeout, retention=retention, reap_interval=reap_interval,
+                     rules_public_key=rules_public_key, rules_allow_unsigned=rules_allow_unsigned)
     except (InvalidHostData, ValueError) as exc:
         raise click.BadParameter(str(exc)) from None
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     _start_or_exit(sc, listen)
     log.info("sidecar for shard %s replica %s writing %s", sc.shard, sc.replica, output)
     try:
@@ -148,6 +157,8 @@ def global_(zk: str, output: Path, root: str, listen: str, debounce: float, sess
                      session_timeout=session_timeout, mode="global", replica="global")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     _start_or_exit(sc, listen)
     try:
         _wait_for_signal()
@@ -258,7 +269,10 @@ def register(zk: str, address: str | None, labels: tuple[str, ...], name: str | 
     dupes = {s.name for s in specs if sum(1 for t in specs if t.name == s.name) > 1}
     if dupes:
         raise click.BadParameter(f"duplicate names: {', '.join(sorted(dupes))}")
-    reg = Registrar(zk, root=root, session_timeout=session_timeout, agent="fleet-discovery-register")
+    try:
+        reg = Registrar(zk, root=root, session_timeout=session_timeout, agent="fleet-discovery-register")
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     reg.start()
     reg.add_many(specs)
     if reg.wait(timeout=max(10.0, len(specs) / 500)):

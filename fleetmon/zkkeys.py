@@ -1,5 +1,6 @@
-"""Make the files a secured ZooKeeper deployment needs: a CA, the server's TLS keystore, one
-random digest credential per role (0600) and the public ``acl-ids`` list.
+"""Make the files a secured fleetmon deployment needs: a CA, ZooKeeper's TLS keystore, one
+random digest credential per role (0600), the public ``acl-ids`` list and the Ed25519
+rule-bundle signing key pair.
 
 Used by ``make run`` (fleetmon/stack.py) and by the test harness; production sites may use
 their own PKI and only need the same file names (see docs/security.md).
@@ -16,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from fleetmon import zkacl
@@ -82,12 +84,26 @@ def make_credentials(d: Path, prefix: str = "fleetmon-") -> dict[str, str]:
     return ids
 
 
+def make_signing_key(d: Path) -> None:
+    """The Ed25519 rule-bundle key pair: ``rules-signing.key`` (0600, for `rulesync apply`)
+    and ``rules-signing.pub`` (for every sidecar's agent)."""
+    key = Ed25519PrivateKey.generate()
+    pem = serialization.Encoding.PEM
+    d.mkdir(parents=True, exist_ok=True)
+    _write(d / "rules-signing.key", key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()), 0o600)
+    _write(d / "rules-signing.pub", key.public_key().public_bytes(
+        pem, serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+
+
 def ensure(d: Path) -> Path:
-    """Create whatever of the PKI and credentials is missing in ``d``; return ``d``."""
+    """Create whatever of the PKI, credentials and signing keys is missing in ``d``; return ``d``."""
     if not (d / "ca.pem").exists() or not (d / SERVER_KEYSTORE).exists():
         make_pki(d)
     if not (d / "acl-ids").exists():
         make_credentials(d)
+    if not (d / "rules-signing.key").exists():
+        make_signing_key(d)
     return d
 
 

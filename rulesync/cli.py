@@ -238,9 +238,15 @@ def diff(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, roo
 @click.option("--expect-znode-version", type=click.IntRange(min=-1), default=None,
               help="Publish only if the bundle znode still has this version (as `diff` printed; -1: no "
                    "bundle yet). Default: the version read when apply compared, just before publishing.")
+@click.option("--signing-key", type=click.Path(dir_okay=False), default=None,
+              help="Ed25519 private key (PEM, mode 0600) that signs the bundle [default: "
+                   "$FLEETMON_RULES_SIGNING_KEY, else rules-signing.key in $FLEETMON_ZK_SECURITY_DIR].")
+@click.option("--unsigned", is_flag=True,
+              help="Publish without a signature (only agents run with --rules-allow-unsigned load it).")
 def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, root: str, timeout: float,
           rules_dir: str | None, prometheus_url: str | None, recipients_out: str | None,
-          use_recorded: bool | None, expect_znode_version: int | None) -> None:
+          use_recorded: bool | None, expect_znode_version: int | None, signing_key: str | None,
+          unsigned: bool) -> None:
     """Publish the rules to every shard (or, with --rules-dir/--prometheus, one local Prometheus)."""
     if (rules_dir is None) != (prometheus_url is None):
         raise click.UsageError("local mode needs both --rules-dir and --prometheus")
@@ -272,6 +278,15 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
         return
     from rulesync import publish
 
+    key = None
+    if unsigned:
+        click.echo("warning: publishing an UNSIGNED bundle; agents that check signatures will reject it", err=True)
+    else:
+        try:
+            key = bundle_mod.load_private_key(signing_key)
+        except bundle_mod.BundleError as exc:
+            click.echo(f"NOT published: {exc}", err=True)
+            sys.exit(1)
     client = _connect(zk_hosts, role="publisher")
     try:
         _check_shards_record(client, root, files)
@@ -285,7 +300,7 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
             click.echo(f"replacing {old.version if old else '(none)'} (znode version {expected}): "
                        f"{len(added)} added, {len(changed)} changed, {len(removed)} removed")
         try:
-            publish.publish(client, root, b, expected_version=expected)
+            publish.publish(client, root, b, expected_version=expected, signing_key=key, unsigned=unsigned)
         except publish.PublishConflict as exc:
             click.echo(f"NOT published: {exc}", err=True)
             sys.exit(1)
@@ -363,7 +378,10 @@ def status(zk_hosts: str, root: str) -> None:
             state = "not live"
         elif state != "ok":
             behind += 1
-        err = f"  error: {s.get('error')}" if s.get("error") else ""
+        if s.get("rejected"):
+            err = f"  REJECTED bundle: {s['rejected']}"
+        else:
+            err = f"  error: {s.get('error')}" if s.get("error") else ""
         click.echo(f"{'/'.join(key):30s} loaded {loaded:18s} {state}{err}")
     sys.exit(1 if behind else 0)
 
