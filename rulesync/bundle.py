@@ -122,9 +122,9 @@ def decode(data: bytes, public_key: Ed25519PublicKey | None = None, allow_unsign
     BundleError says what is wrong."""
     if not data:
         raise BundleError("empty bundle znode")
-    payload = verify(data, public_key, allow_unsigned)
+    raw = _inflate(verify(data, public_key, allow_unsigned), max_size)
     try:
-        doc = json.loads(_inflate(payload, max_size))
+        doc = json.loads(raw)
     except ValueError as exc:
         raise BundleError(f"bundle is not zlib-compressed JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != 1:
@@ -162,13 +162,15 @@ def load_private_key(path: str | Path | None = None) -> Ed25519PrivateKey:
     p = private_key_path(path)
     try:
         st = p.stat()
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise BundleError(f"{p}: mode {stat.S_IMODE(st.st_mode):04o} lets others read the signing key; "
-                              f"chmod 600 {p}")
-        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
+        pem = p.read_bytes()
     except OSError as exc:
         raise BundleError(f"{p}: cannot read the bundle signing key ({exc.strerror}); pass --signing-key "
                           "or set FLEETMON_RULES_SIGNING_KEY") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise BundleError(f"{p}: mode {stat.S_IMODE(st.st_mode):04o} lets others read the signing key; "
+                          f"chmod 600 {p}")
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
     except ValueError:
         raise BundleError(f"{p}: not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
