@@ -90,7 +90,7 @@ class ZkSecurity:
         return bool(self.ca)
 
     def policy(self) -> zkacl.AclPolicy | None:
-        return None if self.insecure else zkacl.AclPolicy(self.ids)
+        return None if self.insecure or not self.ids else zkacl.AclPolicy(self.ids)
 
 
 def _truthy(value: str | None, name: str) -> bool:
