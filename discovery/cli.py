@@ -384,6 +384,64 @@ def gc(zk: str, root: str, retention: float, dry_run: bool) -> None:
         click.echo(f"{verb} {n}")
 
 
+@main.group()
+def acl() -> None:
+    """Check or repair the ACLs of an existing fleetmon tree (admin credential)."""
+
+
+def _acl_session(zk: str, root: str) -> tuple[Any, Any]:
+    from fleetmon.zk import load_security
+
+    try:
+        sec = load_security("admin")
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
+    if sec.insecure:
+        raise click.ClickException("ACLs are not used in insecure mode; nothing to check")
+    return _connect(zk, role="admin"), sec.policy()
+
+
+@acl.command("check")
+@zk_option
+@root_option
+def acl_check(zk: str, root: str) -> None:
+    """List every znode under ROOT whose ACL is not the policy's (exit 1 if any)."""
+    from fleetmon import zkaudit
+
+    client, policy = _acl_session(zk, root)
+    try:
+        problems = zkaudit.check(client, layout.normalize_root(root) or "/", policy)
+    except NoNodeError:
+        raise click.ClickException(f"{root} does not exist") from None
+    finally:
+        client.stop()
+        client.close()
+    for prob in problems:
+        click.echo(str(prob))
+    click.echo(f"{len(problems)} znode(s) with a wrong ACL" if problems else "all ACLs match the policy")
+    sys.exit(1 if problems else 0)
+
+
+@acl.command("repair")
+@zk_option
+@root_option
+def acl_repair(zk: str, root: str) -> None:
+    """Create ROOT's subtrees with their ACLs and set the policy ACL on every znode that differs."""
+    from fleetmon import zkaudit
+
+    client, policy = _acl_session(zk, root)
+    try:
+        created, fixed = zkaudit.repair(client, layout.normalize_root(root) or "/", policy)
+    finally:
+        client.stop()
+        client.close()
+    for p in created:
+        click.echo(f"created {p}")
+    for prob in fixed:
+        click.echo(f"fixed {prob}")
+    click.echo(f"repaired {len(fixed)} ACL(s), created {len(created)} node(s)")
+
+
 @main.command("render-config")
 @click.option("--shard", required=True)
 @click.option("--replica", required=True)
