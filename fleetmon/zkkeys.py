@@ -23,6 +23,11 @@ from cryptography.x509.oid import NameOID
 from fleetmon import zkacl
 
 SERVER_KEYSTORE = "zookeeper-keystore.pem"  # server cert + PKCS#8 key, ZooKeeper's PEM keystore type
+# Debian's netty-all.jar is an empty aggregate (its manifest names no parts): ZooKeeper's Netty
+# TLS client port needs these jars of the libnetty-java package on its classpath.
+NETTY_JARS = tuple(f"/usr/share/java/netty-{part}.jar" for part in (
+    "common", "buffer", "transport", "resolver", "codec", "handler",
+    "transport-native-unix-common", "transport-native-epoll"))
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

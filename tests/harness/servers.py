@@ -26,6 +26,8 @@ from typing import Any
 import requests
 import yaml
 
+from fleetmon.zkkeys import NETTY_JARS
+
 STARTED: list[ManagedProcess] = []
 
 ZK_CLASSPATH = ":".join(
@@ -34,10 +36,8 @@ ZK_CLASSPATH = ":".join(
         "/etc/zookeeper/conf",
         "/usr/share/java/zookeeper.jar",
         "/usr/share/java/slf4j-simple.jar",
-        # Debian's netty-all.jar is an empty aggregate: the TLS (Netty) client port needs the parts.
-        *(f"/usr/share/java/netty-{part}.jar" for part in (
-            "common", "buffer", "transport", "resolver", "codec", "handler",
-            "transport-native-unix-common", "transport-native-epoll")),
+        # The TLS (Netty) client port; see fleetmon.zkkeys.NETTY_JARS.
+        *NETTY_JARS,
     )
     if os.path.exists(p)
 )
