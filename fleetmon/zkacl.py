@@ -94,12 +94,13 @@ class AclPolicy:
         if missing:
             raise ValueError(f"no digest identity for role(s) {', '.join(missing)}")
         self.ids = dict(ids)
+        # One list per kind, built once: a registrar pipelines tens of thousands of creates.
+        self._by_kind = {kind: [admin_acl(self.ids)] + [ACL(perms, Id("digest", self.ids[role]))
+                                                      for role, perms in table.items()]
+                         for kind, table in _TABLE.items()}
 
     def acl_for(self, path: str) -> list[ACL]:
-        acl = [admin_acl(self.ids)]
-        for role, perms in _TABLE[kind_of(path)].items():
-            acl.append(ACL(perms, Id("digest", self.ids[role])))
-        return acl
+        return list(self._by_kind[kind_of(path)])
 
     def role_of(self, ident: Id) -> str | None:
         for role, v in self.ids.items():
