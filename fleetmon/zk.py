@@ -190,7 +190,7 @@ class TlsAwareHandler(SequentialThreadingHandler):
     kazoo's connection loop selects on the raw socket before reading the next reply; with TLS,
     replies already decrypted into the SSL object's buffer leave the raw socket idle, so they
     wait for the next packet or the ping timer (seconds). The usual SSL_pending() fix, applied
-    where kazoo asks; it made 25,000 pipelined registrations over TLS ~2x faster here.
+    where kazoo asks.
     """
 
     def select(self, *args: Any, **kwargs: Any) -> Any:
