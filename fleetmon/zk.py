@@ -34,6 +34,7 @@ from typing import Any
 
 from kazoo.client import KazooClient, TransactionRequest
 from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.protocol.serialization import Auth
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL
 
@@ -172,6 +173,10 @@ def load_security(role: str, insecure: bool | None = None, env: dict[str, str] |
         raise ZkSecurityError(f"{d / 'acl-ids'}: the {role} identity does not match the {role} credential "
                               f"(user {cred.user!r}); regenerate it or fix the credential")
     ca = env.get("FLEETMON_ZK_CA") or (str(d / "ca.pem") if (d / "ca.pem").exists() else None)
+    if ca is None:
+        # A digest password over plain TCP is readable by anyone on the path: no TLS, no credential.
+        raise ZkSecurityError(f"no CA for ZooKeeper TLS: set FLEETMON_ZK_CA or create {d / 'ca.pem'}; "
+                              f"for an open development ZooKeeper set {ENV_INSECURE}=true")
     return ZkSecurity(credential=cred, ids=ids, ca=ca, certfile=env.get("FLEETMON_ZK_CERT") or None,
                       keyfile=env.get("FLEETMON_ZK_KEY") or None)
 
@@ -182,6 +187,22 @@ class _PolicyTransaction(TransactionRequest):
         if acl is None and isinstance(self.client, FleetKazooClient) and self.client.acl_policy:
             acl = self.client.acl_policy.acl_for(path)
         super().create(path, value, acl, ephemeral, sequence)
+
+
+class _RedactAuth(logging.Filter):
+    """kazoo logs every request it sends at DEBUG, the digest ``Auth`` packet (with the
+    password) included: replace it before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, Auth) for a in record.args):
+            record.args = tuple(f"Auth(scheme={a.scheme!r}, auth=<redacted>)" if isinstance(a, Auth) else a
+                                for a in record.args)
+        return True
+
+
+# The logger every fleetmon kazoo client (and its connection) logs to.
+KAZOO_LOG = logging.getLogger("kazoo.client")
+KAZOO_LOG.addFilter(_RedactAuth())
 
 
 class TlsAwareHandler(SequentialThreadingHandler):
@@ -253,6 +274,7 @@ def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False, *, r
         command_retry=KazooRetry(**OP_RETRY),
         auth_data=sec.credential.auth_data() if sec.credential else None,
         acl_policy=sec.policy(),
+        logger=KAZOO_LOG,
         **tls,
         **kwargs,
     )

@@ -173,7 +173,7 @@ def test_credentials_from_files_are_checked_and_never_shown(tmp_path) -> None:
         load_security("registrar", env=env)
     from fleetmon import zkkeys
 
-    zkkeys.make_credentials(d)
+    zkkeys.ensure(d)
     secret = (d / "registrar.credential").read_text().strip()
     assert stat_mod.S_IMODE((d / "registrar.credential").stat().st_mode) == 0o600
     sec = load_security("registrar", env=env)
@@ -196,3 +196,16 @@ def test_cli_without_credentials_fails_clearly(zk_server, zk_root, monkeypatch, 
     res = CliRunner().invoke(discovery_main, ["status", "--zk", zk_server.hosts, "--root", zk_root])
     assert res.exit_code == 1 and "no ZooKeeper credential for role reader" in res.output, res.output
     assert "Traceback" not in res.output
+
+
+def test_no_password_in_kazoo_debug_logs(zk_server, caplog) -> None:
+    """kazoo logs each request at DEBUG, the Auth packet included; fleetmon redacts it."""
+    sec = load_security("registrar")
+    with caplog.at_level(logging.DEBUG):
+        c = make_client(zk_server.hosts, role="registrar")
+        c.start(timeout=15)
+        c.exists("/")
+        c.stop()
+        c.close()
+    assert "Auth(scheme='digest', auth=<redacted>)" in caplog.text
+    assert sec.credential.password not in caplog.text
