@@ -538,6 +538,10 @@ def start(n_hosts: int) -> int:
             print(f"starting {p.name:<18} ", end="", flush=True)
             pid = launch(p)
             print(f"pid {pid}  ({time.monotonic() - t0:.1f}s)")
+            if p.name == "zookeeper" and not zk_insecure():
+                # Every subtree made up front with its ACL (admin), before any role could squat one.
+                run_once("zk-acl-repair", py("discovery.cli", "fleet-discovery", "acl", "repair", "--zk",
+                                             f"{HOST}:{port['zookeeper']}"))
         if have_module("rulesync.cli") and any(p.name.startswith("sidecar-") for p in procs):
             print("applying stack/rules.yaml to every shard (rulesync apply) ...", flush=True)
             out = run_once("rulesync-apply", py("rulesync.cli", "rulesync", "apply",
