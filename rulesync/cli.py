@@ -358,17 +358,32 @@ def status(zk_hosts: str, root: str) -> None:
 
     client = _connect(zk_hosts)
     try:
+        b: bundle_mod.Bundle | None = None
         try:
             b = publish.published(client, root)
             version = b.version if b else "(none)"
         except bundle_mod.BundleError as exc:
             version = f"(unreadable: {exc})"
+        signature = ""
+        if version != "(none)":
+            # Checked as the agents check it, when this machine has the public key.
+            try:
+                key = bundle_mod.load_public_key()
+            except bundle_mod.BundleError:
+                key = None
+            if key is not None:
+                try:
+                    data, _ = client.get(publish.bundle_path(root))
+                    bundle_mod.verify(data, key)
+                    signature = "  (signature verified)"
+                except bundle_mod.BundleError as exc:
+                    signature = f"  (REJECTED by agents: {exc})"
         live = publish.live_replicas(client, root)
         st = publish.statuses(client, root)
     finally:
         client.stop()
         client.close()
-    click.echo(f"published: {version}")
+    click.echo(f"published: {version}{signature}")
     behind = 0
     for key in sorted(set(live) | set(st)):
         s = st.get(key, {})

@@ -97,6 +97,8 @@ def test_tampered_unsigned_foreign_and_oversized_bundles_are_rejected_and_old_ru
         assert "StillHere" in _alerts(prom) and "Injected" not in _alerts(prom), what
         out = CliRunner().invoke(rulesync_main, ["status", "--zk", zk_server.hosts, "--root", zk_root])
         assert out.exit_code == 1 and "REJECTED bundle:" in out.output and reason in out.output, out.output
+        if what != "oversized":  # (signed with the real key: only the size cap stops it)
+            assert "(REJECTED by agents:" in out.output.splitlines()[0], out.output
     # StillHere is still evaluated (an alert rule with vector(1) fires).
     prom.wait_for_query('ALERTS{alertname="StillHere"}', timeout=30)
     # A properly signed bundle is accepted again afterwards.
