@@ -103,7 +103,7 @@ def main() -> None:
     reg: Registrar | None = None
     results: dict[str, object] = {}
     try:
-        client = make_client(zk.hosts)
+        client = make_client(zk.hosts, role="admin")  # writes the reference tree as well as reading
         client.start(timeout=15)
         names = [f"host-{i:05d}.dc{i % 4}.example.net" for i in range(args.hosts)]
 

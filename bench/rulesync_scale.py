@@ -97,7 +97,7 @@ def bench_apply(n: int, applies: int, work: Path) -> None:
             cfg = {"global": {"evaluation_interval": "15s"},
                    "rule_files": [str(rd / "*.rules.yml"), str(DEFAULT_RECORDING_RULES)]}
             p = PrometheusServer(work / f"prom-{shard}", cfg, name=f"prom-{shard}").start()
-            c = make_client(zk.hosts)
+            c = make_client(zk.hosts, role="sidecar")
             c.start(timeout=15)
             c.create(f"/bench/shards/{shard}/r0", b"{}", ephemeral=True, makepath=True)
             a = RuleAgent(c, "/bench", shard, "r0", rd, p.url)
@@ -105,7 +105,7 @@ def bench_apply(n: int, applies: int, work: Path) -> None:
             proms.append((p, rd))
             agents.append(a)
             clients.append(c)
-        admin = make_client(zk.hosts)
+        admin = make_client(zk.hosts, role="publisher")
         admin.start(timeout=15)
         lat, ref = [], []
         for i in range(applies):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -22,7 +23,7 @@ from kazoo.exceptions import NoNodeError
 from discovery import layout, reaper
 from discovery.layout import InvalidHostData
 from discovery.sharding import partition
-from fleetmon.zk import make_client
+from fleetmon.zk import ZkSecurityError, make_client
 
 log = logging.getLogger("discovery")
 
@@ -48,8 +49,11 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
-def _connect(zk: str, timeout: float = 10.0) -> Any:
-    client = make_client(zk)
+def _connect(zk: str, timeout: float = 10.0, role: str = "reader") -> Any:
+    try:
+        client = make_client(zk, role=role)
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         client.start(timeout=timeout)
     except Exception as exc:  # kazoo raises its handler's timeout type
@@ -57,8 +61,21 @@ def _connect(zk: str, timeout: float = 10.0) -> Any:
     return client
 
 
-zk_option = click.option("--zk", required=True, envvar="FLEETMON_ZK",
-                         help="ZooKeeper connect string host:port[,host:port...].")
+
+
+def _insecure(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    # Every client of this process reads it (fleetmon.zk.load_security); make_client warns.
+    if value:
+        os.environ["FLEETMON_ZK_INSECURE"] = "true"
+    return value
+
+
+def zk_option(f: Any) -> Any:
+    f = click.option("--zk-insecure", is_flag=True, expose_value=False, callback=_insecure,
+                     help="Plain, unauthenticated ZooKeeper with open ACLs (development only; "
+                          "logged as a warning). Default: TLS + the role's credential.")(f)
+    return click.option("--zk", required=True, envvar="FLEETMON_ZK",
+                        help="ZooKeeper connect string host:port[,host:port...].")(f)
 root_option = click.option("--root", default=layout.DEFAULT_ROOT, show_default=True,
                            help="Root znode of fleetmon.")
 log_option = click.option("--log-level", default="info", show_default=True,
@@ -83,6 +100,11 @@ def main() -> None:
               "the shard znode for federation; needed by the rule agent).")
 @click.option("--rules-dir", default=None, help="With --prometheus-url: run the rulesync agent "
               "writing rule files here.")
+@click.option("--rules-public-key", default=None, type=click.Path(dir_okay=False),
+              help="Ed25519 public key (PEM) rule bundles must be signed with [default: "
+                   "$FLEETMON_RULES_PUBLIC_KEY, else rules-signing.pub in $FLEETMON_ZK_SECURITY_DIR].")
+@click.option("--rules-allow-unsigned", is_flag=True,
+              help="Load bundles without checking signatures (development only; logged).")
 @click.option("--debounce", default=0.5, show_default=True, type=click.FloatRange(0, 60),
               help="Minimum seconds between two writes of the targets file (a burst is coalesced).")
 @click.option("--session-timeout", default=10.0, show_default=True, type=click.FloatRange(1, 60))
@@ -92,7 +114,8 @@ def main() -> None:
 @click.option("--reap-interval", default="60s", show_default=True, callback=_duration)
 @log_option
 def run(zk: str, shard: str, output: Path, replica: str | None, root: str, listen: str,
-        prometheus_url: str | None, rules_dir: str | None, debounce: float, session_timeout: float,
+        prometheus_url: str | None, rules_dir: str | None, rules_public_key: str | None,
+        rules_allow_unsigned: bool, debounce: float, session_timeout: float,
         retention: float, reap_interval: float, log_level: str) -> None:
     """Run the shard sidecar: write SHARD's targets to OUTPUT until stopped."""
     from discovery.sidecar import Sidecar
@@ -101,9 +124,12 @@ def run(zk: str, shard: str, output: Path, replica: str | None, root: str, liste
     try:
         sc = Sidecar(zk, output, shard=shard, replica=replica, root=root, listen=listen or None,
                      prometheus_url=prometheus_url or None, rules_dir=rules_dir or None, debounce=debounce,
-                     session_timeout=session_timeout, retention=retention, reap_interval=reap_interval)
+                     session_timeout=session_timeout, retention=retention, reap_interval=reap_interval,
+                     rules_public_key=rules_public_key, rules_allow_unsigned=rules_allow_unsigned)
     except (InvalidHostData, ValueError) as exc:
         raise click.BadParameter(str(exc)) from None
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     _start_or_exit(sc, listen)
     log.info("sidecar for shard %s replica %s writing %s", sc.shard, sc.replica, output)
     try:
@@ -131,6 +157,8 @@ def global_(zk: str, output: Path, root: str, listen: str, debounce: float, sess
                      session_timeout=session_timeout, mode="global", replica="global")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     _start_or_exit(sc, listen)
     try:
         _wait_for_signal()
@@ -241,7 +269,10 @@ def register(zk: str, address: str | None, labels: tuple[str, ...], name: str | 
     dupes = {s.name for s in specs if sum(1 for t in specs if t.name == s.name) > 1}
     if dupes:
         raise click.BadParameter(f"duplicate names: {', '.join(sorted(dupes))}")
-    reg = Registrar(zk, root=root, session_timeout=session_timeout, agent="fleet-discovery-register")
+    try:
+        reg = Registrar(zk, root=root, session_timeout=session_timeout, agent="fleet-discovery-register")
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
     reg.start()
     reg.add_many(specs)
     if reg.wait(timeout=max(10.0, len(specs) / 500)):
@@ -266,7 +297,7 @@ def deregister(zk: str, root: str, names: tuple[str, ...]) -> None:
             layout.validate_name(n)
         except InvalidHostData as exc:
             raise click.BadParameter(str(exc)) from None
-    client = _connect(zk)
+    client = _connect(zk, role="registrar")
     missing = []
     try:
         for n in names:
@@ -340,7 +371,7 @@ def status(zk: str, root: str, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would be marked or deleted; change nothing.")
 def gc(zk: str, root: str, retention: float, dry_run: bool) -> None:
     """One retention pass (what the elected sidecar does every --reap-interval)."""
-    client = _connect(zk)
+    client = _connect(zk, role="sidecar")
     try:
         res = reaper.reap_once(client, root, retention, dry_run=dry_run)
     finally:
@@ -351,6 +382,64 @@ def gc(zk: str, root: str, retention: float, dry_run: bool) -> None:
                f"waiting: {len(res.waiting)}, {verb}: {len(res.deleted)}")
     for n in res.deleted:
         click.echo(f"{verb} {n}")
+
+
+@main.group()
+def acl() -> None:
+    """Check or repair the ACLs of an existing fleetmon tree (admin credential)."""
+
+
+def _acl_session(zk: str, root: str) -> tuple[Any, Any]:
+    from fleetmon.zk import load_security
+
+    try:
+        sec = load_security("admin")
+    except ZkSecurityError as exc:
+        raise click.ClickException(str(exc)) from None
+    if sec.insecure:
+        raise click.ClickException("ACLs are not used in insecure mode; nothing to check")
+    return _connect(zk, role="admin"), sec.policy()
+
+
+@acl.command("check")
+@zk_option
+@root_option
+def acl_check(zk: str, root: str) -> None:
+    """List every znode under ROOT whose ACL is not the policy's (exit 1 if any)."""
+    from fleetmon import zkaudit
+
+    client, policy = _acl_session(zk, root)
+    try:
+        problems = zkaudit.check(client, layout.normalize_root(root) or "/", policy)
+    except NoNodeError:
+        raise click.ClickException(f"{root} does not exist") from None
+    finally:
+        client.stop()
+        client.close()
+    for prob in problems:
+        click.echo(str(prob))
+    click.echo(f"{len(problems)} znode(s) with a wrong ACL" if problems else "all ACLs match the policy")
+    sys.exit(1 if problems else 0)
+
+
+@acl.command("repair")
+@zk_option
+@root_option
+def acl_repair(zk: str, root: str) -> None:
+    """Create ROOT's subtrees with their ACLs and set the policy ACL on every znode that differs."""
+    from fleetmon import zkaudit
+
+    client, policy = _acl_session(zk, root)
+    try:
+        created, fixed = zkaudit.repair(client, layout.normalize_root(root) or "/", policy)
+    finally:
+        client.stop()
+        client.close()
+    for p in created:
+        click.echo(f"created {p}")
+    for prob in fixed:
+        click.echo(f"fixed {prob}")
+    click.echo(f"repaired {len(fixed)} ACL(s), created {len(created)} node(s)")
 
 
 @main.command("render-config")

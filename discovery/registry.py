@@ -58,13 +58,14 @@ class Registrar:
     """
 
     def __init__(self, hosts: str, root: str = layout.DEFAULT_ROOT, session_timeout: float = 10.0,
-                 agent: str = "fleetmon", client: Any = None):
+                 agent: str = "fleetmon", client: Any = None, security: Any = None):
         self.hosts = hosts
         self.root = root
         self._root = layout.normalize_root(root)
         self.session_timeout = session_timeout
         self.agent = agent
-        self.client = client or make_client(hosts, timeout=session_timeout)
+        self.client = client or make_client(hosts, timeout=session_timeout, role="registrar",
+                                             security=security)
         self._own_client = client is None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)

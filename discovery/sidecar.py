@@ -61,7 +61,8 @@ class Sidecar:
                  listen: str | None = DEFAULT_LISTEN, prometheus_url: str | None = None,
                  rules_dir: str | os.PathLike[str] | None = None, debounce: float = 0.5,
                  session_timeout: float = 10.0, retention: float = 7 * 86400.0,
-                 reap_interval: float = 60.0, mode: str = "shard", client: Any = None):
+                 reap_interval: float = 60.0, mode: str = "shard", client: Any = None,
+                 rules_public_key: str | os.PathLike[str] | None = None, rules_allow_unsigned: bool = False):
         if mode not in ("shard", "global"):
             raise ValueError(f"mode {mode!r}: expected shard or global")
         if mode == "shard":
@@ -74,10 +75,14 @@ class Sidecar:
         self.listen = listen
         self.prometheus_url = prometheus_url
         self.rules_dir = Path(rules_dir) if rules_dir else None
+        self.rules_public_key = rules_public_key
+        self.rules_allow_unsigned = rules_allow_unsigned
         self.debounce = debounce
         self.retention = retention
         self.reap_interval = reap_interval
-        self.client = client or make_client(zk_hosts, timeout=session_timeout)
+        # A global (federation) sidecar only reads; a shard sidecar holds its replica node.
+        self.client = client or make_client(zk_hosts, timeout=session_timeout,
+                                            role="sidecar" if mode == "shard" else "reader")
         self._own_client = client is None
         self.watcher = FleetWatcher(self.client, self.root, hosts=(mode == "shard"))
         self.rule_agent: Any = None
@@ -105,11 +110,19 @@ class Sidecar:
     def start(self) -> Sidecar:
         if self.mode == "shard" and self.rules_dir is not None and self.prometheus_url:
             # Built first so that a broken rulesync install fails before anything runs.
+            from rulesync import bundle as bundle_mod
             from rulesync.agent import RuleAgent  # another package; only needed in this mode
 
+            key = None
+            if self.rules_public_key is not None:
+                try:
+                    key = bundle_mod.load_public_key(self.rules_public_key)
+                except bundle_mod.BundleError as exc:
+                    raise ValueError(str(exc)) from None
             self.rule_agent = RuleAgent(self.client, root=self.root or "/", shard=self.shard,
                                         replica=self.replica, rules_dir=self.rules_dir,
-                                        prometheus_url=self.prometheus_url)
+                                        prometheus_url=self.prometheus_url, public_key=key,
+                                        allow_unsigned=self.rules_allow_unsigned)
         self.output.parent.mkdir(parents=True, exist_ok=True)
         if self.listen:
             host, port = parse_listen(self.listen)

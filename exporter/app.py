@@ -89,7 +89,15 @@ def start_registration(exporter: Exporter, zk: dict[str, Any], listen: str) -> A
     if not host or host in ("0.0.0.0", "::", "[::]"):
         host = name
     address = zk.get("address") or f"{host}:{port}"
-    reg = Registrar(zk["hosts"], root=zk.get("root", "/fleetmon"))
+    # The registrar credential: zk.security_dir, else FLEETMON_ZK_SECURITY_DIR / its default
+    # (fleetmon.zk); zk.insecure: true is open mode, which fleetmon.zk logs as a warning.
+    from fleetmon.zk import load_security  # noqa: PLC0415 - with the optional dependency
+
+    env = dict(os.environ)
+    if zk.get("security_dir"):
+        env["FLEETMON_ZK_SECURITY_DIR"] = zk["security_dir"]
+    security = load_security("registrar", insecure=zk.get("insecure"), env=env)
+    reg = Registrar(zk["hosts"], root=zk.get("root", "/fleetmon"), security=security)
     reg.start()
     reg.add(name, address, labels=dict(zk.get("labels") or {}), metrics_path="/metrics")
     exporter.registrar = reg

@@ -286,9 +286,14 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
         if not isinstance(zk, dict):
             bad(("zk",), "must be a mapping {hosts, root, name, address, labels}")
         else:
+            known = ("hosts", "root", "name", "address", "labels", "security_dir", "insecure")
             for k in zk:
-                if k not in ("hosts", "root", "name", "address", "labels"):
-                    bad(("zk", k), "unknown key (known: hosts, root, name, address, labels)")
+                if k not in known:
+                    bad(("zk", k), f"unknown key (known: {', '.join(known)})")
+            if "security_dir" in zk and not (isinstance(zk["security_dir"], str) and zk["security_dir"]):
+                bad(("zk", "security_dir"), "must be the directory holding registrar.credential, acl-ids and ca.pem")
+            if "insecure" in zk and not isinstance(zk["insecure"], bool):
+                bad(("zk", "insecure"), "must be true or false (unquoted)")
             if "hosts" in zk and (not isinstance(zk["hosts"], str) or not zk["hosts"]):
                 bad(("zk", "hosts"), "must be a ZooKeeper connect string host:port[,host:port]")
             if "root" in zk and not (isinstance(zk["root"], str) and zk["root"].startswith("/")):

@@ -57,6 +57,14 @@ DEFAULT_PORTS = {
     "mailbox": 8025,
 }
 ZK_CLASSPATH = ("/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar")
+# CA, ZooKeeper keystore, role credentials and the bundle signing key (fleetmon.zkkeys); every
+# child process finds them through FLEETMON_ZK_SECURITY_DIR. FLEETMON_ZK_INSECURE=true runs
+# ZooKeeper plain and open instead (logged by every client).
+SECURITY = RUN / "security"
+
+
+def zk_insecure() -> bool:
+    return os.environ.get("FLEETMON_ZK_INSECURE", "").strip().lower() in ("1", "true", "yes")
 SHARDS = ("a", "b")
 SCRAPE_INTERVAL = os.environ.get("FLEETMON_SCRAPE_INTERVAL", "15s")
 EVAL_INTERVAL = os.environ.get("FLEETMON_EVAL_INTERVAL", "15s")
@@ -105,11 +113,16 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def zk_ok(port: int) -> bool:
+    import ssl
+
     try:
-        with socket.create_connection((HOST, port), timeout=1) as s:
+        with socket.create_connection((HOST, port), timeout=1) as raw:
+            s = raw
+            if not zk_insecure():
+                s = ssl.create_default_context(cafile=str(SECURITY / "ca.pem")).wrap_socket(raw, server_hostname=HOST)
             s.sendall(b"ruok")
             return s.recv(16) == b"imok"
-    except OSError:
+    except (OSError, ssl.SSLError):
         return False
 
 
@@ -357,13 +370,22 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
     u = lambda name, path="": f"http://{HOST}:{port[name]}{path}"  # noqa: E731
 
     java = shutil.which("java")
-    cp = [p for p in ZK_CLASSPATH if os.path.exists(p)]
+    from fleetmon import zkkeys
+
+    cp = [p for p in (*ZK_CLASSPATH, *zkkeys.NETTY_JARS) if os.path.exists(p)]
     if java and len(cp) >= 2:
         zdir = RUN / "zookeeper"
         (zdir / "data").mkdir(parents=True, exist_ok=True)
+        if zk_insecure():
+            listen = [f"clientPort={port['zookeeper']}", f"clientPortAddress={HOST}"]
+        else:
+            zkkeys.ensure(SECURITY)
+            os.environ["FLEETMON_ZK_SECURITY_DIR"] = str(SECURITY)  # inherited by every child (child_env)
+            listen = [f"secureClientPort={port['zookeeper']}", f"secureClientPortAddress={HOST}",
+                      *zkkeys.zoo_cfg_tls_lines(SECURITY)]
         (zdir / "zoo.cfg").write_text("\n".join([
-            "tickTime=2000", "initLimit=10", "syncLimit=5", f"dataDir={zdir / 'data'}",
-            f"clientPort={port['zookeeper']}", f"clientPortAddress={HOST}", "admin.enableServer=false",
+            "tickTime=2000", "initLimit=10", "syncLimit=5", f"dataDir={zdir / 'data'}", *listen,
+            "admin.enableServer=false",
             "4lw.commands.whitelist=ruok,srvr,stat,mntr", "jute.maxbuffer=4194304", ""]))
         procs.append(Proc("zookeeper", [java, "-Xmx256m", "-XX:+UseSerialGC", f"-Dzookeeper.log.dir={zdir}",
                                         "-Dzookeeper.root.logger=INFO,CONSOLE", "-Djute.maxbuffer=4194304",
@@ -555,6 +577,10 @@ def start(n_hosts: int) -> int:
             print(f"starting {p.name:<18} ", end="", flush=True)
             pid = launch(p)
             print(f"pid {pid}  ({time.monotonic() - t0:.1f}s)")
+            if p.name == "zookeeper" and not zk_insecure():
+                # Every subtree made up front with its ACL (admin), before any role could squat one.
+                run_once("zk-acl-repair", py("discovery.cli", "fleet-discovery", "acl", "repair", "--zk",
+                                             f"{HOST}:{port['zookeeper']}"))
         if have_module("rulesync.cli") and any(p.name.startswith("sidecar-") for p in procs):
             print("applying stack/rules.yaml to every shard (rulesync apply) ...", flush=True)
             out = run_once("rulesync-apply", py("rulesync.cli", "rulesync", "apply",

@@ -1,28 +1,282 @@
-"""A kazoo client with explicit, bounded retries.
+"""The one kazoo client factory: bounded retries, TLS, digest credentials and per-path ACLs.
 
 kazoo's defaults retry forever with waits up to an hour; a monitoring agent must
 instead fail fast, keep serving, and try again on its own schedule.
+
+Security (docs/security.md): every component connects with the credential of its *role*
+(registrar, publisher, sidecar, reader, admin) over ZooKeeper's TLS client port, and every
+znode it creates gets the ACL that ``fleetmon.zkacl`` computes from the node's path, so a
+registrar's bucket parent is still writable by the reaper and the publisher's bundle is
+readable by every sidecar. Where the settings come from, first match wins:
+
+- ``FLEETMON_ZK_<ROLE>_CREDENTIAL`` = ``user:password`` (environment), else the file
+  ``<dir>/<role>.credential`` (must be 0600 or stricter), where ``<dir>`` is
+  ``FLEETMON_ZK_SECURITY_DIR`` (default ``/etc/fleetmon/zk``);
+- ``<dir>/acl-ids``: the digest identities (``role user:base64(sha1)``, not secret) that
+  ACLs name, so a process needs only its own password to grant others access;
+- ``FLEETMON_ZK_CA`` (else ``<dir>/ca.pem``): TLS to ZooKeeper with that CA; optional
+  ``FLEETMON_ZK_CERT``/``FLEETMON_ZK_KEY`` for a client certificate;
+- ``FLEETMON_ZK_INSECURE=true`` (or ``insecure=True``): plain TCP, no credential, open ACLs.
+  Development only; logged as a warning every time a client is made.
+
+Nothing here ever puts a password in a log line, an exception message or a repr.
 """
 
 from __future__ import annotations
 
-from kazoo.client import KazooClient
+import logging
+import os
+import ssl
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient, TransactionRequest
+from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.protocol.serialization import Auth
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL
+
+from fleetmon import zkacl
+
+log = logging.getLogger(__name__)
 
 # One operation: a few quick tries (about 3 s in all), then the caller decides.
 OP_RETRY = {"max_tries": 4, "delay": 0.2, "backoff": 2, "max_delay": 2.0, "ignore_expire": False}
 # Connecting: keep trying, but never wait more than 5 s between attempts.
 CONNECTION_RETRY = {"max_tries": -1, "delay": 0.5, "backoff": 2, "max_delay": 5.0}
 
+DEFAULT_SECURITY_DIR = "/etc/fleetmon/zk"
+ENV_DIR = "FLEETMON_ZK_SECURITY_DIR"
+ENV_INSECURE = "FLEETMON_ZK_INSECURE"
+ROLES = zkacl.ROLES
 
-def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False) -> KazooClient:
-    """Return an unstarted KazooClient for ``hosts`` ("h1:2181,h2:2181[/chroot]")."""
-    return KazooClient(
+
+class ZkSecurityError(RuntimeError):
+    """Security settings are missing or unsafe; the message names the file or variable,
+    never a secret."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A digest credential. ``repr`` and ``str`` never show the password."""
+
+    role: str
+    user: str
+    password: str = field(repr=False)
+
+    def auth_data(self) -> list[tuple[str, str]]:
+        return [("digest", f"{self.user}:{self.password}")]
+
+    def digest_id(self) -> str:
+        return zkacl.digest_id(self.user, self.password)
+
+    def __str__(self) -> str:
+        return f"{self.role} credential for user {self.user!r}"
+
+
+@dataclass(frozen=True)
+class ZkSecurity:
+    """Everything a client needs besides the connect string: TLS files, its credential, and
+    the identities its ACLs grant to. ``insecure`` means plain, open ZooKeeper."""
+
+    insecure: bool = False
+    credential: Credential | None = None
+    ids: dict[str, str] = field(default_factory=dict)
+    ca: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def use_ssl(self) -> bool:
+        return bool(self.ca)
+
+    def policy(self) -> zkacl.AclPolicy | None:
+        return None if self.insecure or not self.ids else zkacl.AclPolicy(self.ids)
+
+
+def _truthy(value: str | None, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    v = value.strip().lower()
+    if v in ("1", "true", "yes"):
+        return True
+    if v in ("0", "false", "no"):
+        return False
+    raise ZkSecurityError(f"{name}: expected true or false, got {value!r}")
+
+
+def read_secret_file(path: Path) -> str:
+    """The stripped content of a secret file that only its owner may read."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ZkSecurityError(f"{path}: cannot read ({exc.strerror})") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ZkSecurityError(f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read a secret; "
+                              f"chmod 600 {path}")
+    return path.read_text().strip()
+
+
+def _parse_credential(role: str, text: str, where: str) -> Credential:
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise ZkSecurityError(f"{where}: expected user:password")
+    return Credential(role, user, password)
+
+
+def read_ids(path: Path) -> dict[str, str]:
+    """``role user:digest`` lines (blank lines and # comments skipped)."""
+    ids: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ZkSecurityError(f"{path}: cannot read ({exc.strerror})") from None
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        role, _, ident = line.partition(" ")
+        ident = ident.strip()
+        if role not in ROLES or ":" not in ident:
+            raise ZkSecurityError(f"{path}:{n}: expected '<role> user:digest' with role one of {', '.join(ROLES)}")
+        ids[role] = ident
+    missing = [r for r in ROLES if r not in ids]
+    if missing:
+        raise ZkSecurityError(f"{path}: no identity for role(s) {', '.join(missing)}")
+    return ids
+
+
+def load_security(role: str, insecure: bool | None = None, env: dict[str, str] | None = None) -> ZkSecurity:
+    """Resolve the settings of ``role`` from the environment and the security directory."""
+    env = os.environ if env is None else env
+    if role not in ROLES:
+        raise ValueError(f"unknown ZooKeeper role {role!r} (known: {', '.join(ROLES)})")
+    if insecure is None:
+        insecure = _truthy(env.get(ENV_INSECURE), ENV_INSECURE)
+    if insecure:
+        return ZkSecurity(insecure=True)
+    d = Path(env.get(ENV_DIR) or DEFAULT_SECURITY_DIR)
+    var = f"FLEETMON_ZK_{role.upper()}_CREDENTIAL"
+    if env.get(var):
+        cred = _parse_credential(role, env[var], var)
+    else:
+        path = d / f"{role}.credential"
+        if not path.exists():
+            raise ZkSecurityError(
+                f"no ZooKeeper credential for role {role}: set {var} or create {path} (mode 0600); "
+                f"for an open development ZooKeeper set {ENV_INSECURE}=true or pass --zk-insecure")
+        cred = _parse_credential(role, read_secret_file(path), str(path))
+    ids = read_ids(d / "acl-ids")
+    if ids.get(role) != cred.digest_id():
+        raise ZkSecurityError(f"{d / 'acl-ids'}: the {role} identity does not match the {role} credential "
+                              f"(user {cred.user!r}); regenerate it or fix the credential")
+    ca = env.get("FLEETMON_ZK_CA") or (str(d / "ca.pem") if (d / "ca.pem").exists() else None)
+    if ca is None:
+        # A digest password over plain TCP is readable by anyone on the path: no TLS, no credential.
+        raise ZkSecurityError(f"no CA for ZooKeeper TLS: set FLEETMON_ZK_CA or create {d / 'ca.pem'}; "
+                              f"for an open development ZooKeeper set {ENV_INSECURE}=true")
+    return ZkSecurity(credential=cred, ids=ids, ca=ca, certfile=env.get("FLEETMON_ZK_CERT") or None,
+                      keyfile=env.get("FLEETMON_ZK_KEY") or None)
+
+
+class _PolicyTransaction(TransactionRequest):
+    def create(self, path: str, value: bytes = b"", acl: Any = None, ephemeral: bool = False,
+               sequence: bool = False) -> None:
+        if acl is None and isinstance(self.client, FleetKazooClient) and self.client.acl_policy:
+            acl = self.client.acl_policy.acl_for(path)
+        super().create(path, value, acl, ephemeral, sequence)
+
+
+class _RedactAuth(logging.Filter):
+    """kazoo logs every request it sends at DEBUG, the digest ``Auth`` packet (with the
+    password) included: replace it before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, Auth) for a in record.args):
+            record.args = tuple(f"Auth(scheme={a.scheme!r}, auth=<redacted>)" if isinstance(a, Auth) else a
+                                for a in record.args)
+        return True
+
+
+# The logger every fleetmon kazoo client (and its connection) logs to.
+KAZOO_LOG = logging.getLogger("kazoo.client")
+KAZOO_LOG.addFilter(_RedactAuth())
+
+
+class TlsAwareHandler(SequentialThreadingHandler):
+    """kazoo's handler, but ``select`` also reports a TLS socket holding decrypted bytes.
+
+    kazoo's connection loop selects on the raw socket before reading the next reply; with TLS,
+    replies already decrypted into the SSL object's buffer leave the raw socket idle, so they
+    wait for the next packet or the ping timer (seconds). The usual SSL_pending() fix, applied
+    where kazoo asks.
+    """
+
+    def select(self, *args: Any, **kwargs: Any) -> Any:
+        rlist = args[0] if args else kwargs.get("rlist", [])
+        ready = [s for s in rlist if isinstance(s, ssl.SSLSocket) and s.pending() > 0]
+        if ready:
+            return ready, [], []
+        return super().select(*args, **kwargs)
+
+
+class FleetKazooClient(KazooClient):
+    """A KazooClient whose creates without an explicit ``acl`` get the path's policy ACL.
+
+    kazoo applies one ``default_acl`` to every node (and to every parent ``makepath`` and
+    ``ensure_path`` create); fleetmon's subtrees need different ACLs, so the policy is applied
+    where kazoo sends each create, which covers create, ensure_path, makepath and async forms.
+    """
+
+    def __init__(self, *args: Any, acl_policy: zkacl.AclPolicy | None = None, **kwargs: Any):
+        self.acl_policy = acl_policy
+        # A marker list: when kazoo hands it to a create, the caller gave no ACL of its own.
+        self._default_marker: list[ACL] | None = (
+            [zkacl.admin_acl(acl_policy.ids)] if acl_policy else None)
+        super().__init__(*args, default_acl=self._default_marker, **kwargs)
+
+    def _create_async_inner(self, path: str, value: bytes, acl: Any, flags: int, trailing: bool = False,
+                            include_data: bool = False) -> Any:
+        if self.acl_policy is not None and acl is self._default_marker:
+            acl = self.acl_policy.acl_for(path)
+        return super()._create_async_inner(path, value, acl, flags, trailing=trailing,
+                                           include_data=include_data)
+
+    def transaction(self) -> TransactionRequest:
+        return _PolicyTransaction(self)
+
+
+def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False, *, role: str = "reader",
+                security: ZkSecurity | None = None, insecure: bool | None = None,
+                **kwargs: Any) -> KazooClient:
+    """Return an unstarted client for ``hosts`` ("h1:2281,h2:2281[/chroot]") acting as ``role``.
+
+    ``security`` overrides what ``load_security(role, insecure)`` finds in the environment;
+    extra keyword arguments (``client_id`` ...) go to KazooClient. Raises ZkSecurityError when
+    no credential is configured and open mode was not asked for.
+    """
+    sec = security or load_security(role, insecure)
+    if sec.insecure:
+        log.warning("ZooKeeper security is OFF (insecure mode): no authentication, no TLS, open ACLs; "
+                    "development only")
+    tls: dict[str, Any] = {}
+    if sec.use_ssl:
+        tls = {"use_ssl": True, "ca": sec.ca, "verify_certs": True, "handler": TlsAwareHandler()}
+        if sec.certfile:
+            tls.update(certfile=sec.certfile, keyfile=sec.keyfile)
+    return FleetKazooClient(
         hosts=hosts,
         timeout=timeout,
         read_only=read_only,
         connection_retry=KazooRetry(**CONNECTION_RETRY),
         command_retry=KazooRetry(**OP_RETRY),
+        auth_data=sec.credential.auth_data() if sec.credential else None,
+        acl_policy=sec.policy(),
+        logger=KAZOO_LOG,
+        **tls,
+        **kwargs,
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
@@ -232,8 +233,24 @@ class RuleAgent:
     """
 
     def __init__(self, client: KazooClient, root: str, shard: str, replica: str, rules_dir: str | Path,
-                 prometheus_url: str, precheck: bool = True, verify_timeout: float = 30.0):
+                 prometheus_url: str, precheck: bool = True, verify_timeout: float = 30.0,
+                 public_key: Ed25519PublicKey | None = None, allow_unsigned: bool = False,
+                 max_bundle_bytes: int = bundle_mod.MAX_DECOMPRESSED):
+        """``public_key`` verifies bundles (default: ``bundle.load_public_key()``); without one
+        every bundle is rejected, unless ``allow_unsigned`` (then signatures are not checked)."""
         self.client = client
+        self.allow_unsigned = allow_unsigned
+        self.max_bundle_bytes = max_bundle_bytes
+        self.public_key = public_key
+        self._key_error: str | None = None
+        if public_key is None and not allow_unsigned:
+            try:
+                self.public_key = bundle_mod.load_public_key()
+            except bundle_mod.BundleError as exc:
+                self._key_error = str(exc)
+                log.error("rulesync agent: %s; every bundle will be rejected", exc)
+        if allow_unsigned:
+            log.warning("rulesync agent: --rules-allow-unsigned: bundle signatures are NOT checked")
         self.root = root.rstrip("/")  # "/" -> "": paths then start at the top
         self.shard = str(shard)
         self.replica = str(replica)
@@ -337,9 +354,15 @@ class RuleAgent:
             self._publish_status()
             return
         try:
-            b = bundle_mod.decode(data)
+            # Nothing is written, nor even decompressed, before the signature checks out.
+            if self._key_error:
+                raise bundle_mod.BundleError(self._key_error)
+            b = bundle_mod.decode(data, None if self.allow_unsigned else self.public_key,
+                                  allow_unsigned=self.allow_unsigned, max_size=self.max_bundle_bytes)
         except bundle_mod.BundleError as exc:
-            self._status = {"version": None, "ok": False, "error": f"bad bundle: {exc}",
+            log.error("rulesync agent %s/%s: rejected bundle: %s; keeping version %s", self.shard,
+                      self.replica, exc, previous)
+            self._status = {"version": None, "ok": False, "error": f"bad bundle: {exc}", "rejected": str(exc),
                             "loaded_version": previous, "loaded_at": time.time()}
             self._publish_status()
             return

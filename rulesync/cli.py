@@ -35,8 +35,21 @@ def _scrape(value: str | None) -> float | None:
 SCRAPE = click.option("--scrape-interval", default=None, metavar="DURATION",
                       help="Scrape interval the windows are checked against (default: the file's "
                            "`scrape_interval`, else 15s).")
-ZK = click.option("--zk", "zk_hosts", default=lambda: os.environ.get("FLEETMON_ZK", "127.0.0.1:2181"),
-                  show_default="$FLEETMON_ZK or 127.0.0.1:2181", help="ZooKeeper connect string.")
+_ZK_HOSTS = click.option("--zk", "zk_hosts", default=lambda: os.environ.get("FLEETMON_ZK", "127.0.0.1:2181"),
+                        show_default="$FLEETMON_ZK or 127.0.0.1:2181", help="ZooKeeper connect string.")
+
+
+def _insecure(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    # Read by every client of this process (fleetmon.zk.load_security), which logs a warning.
+    if value:
+        os.environ["FLEETMON_ZK_INSECURE"] = "true"
+    return value
+
+
+def ZK(f):  # noqa: N802 - used as a decorator like the other option constants
+    f = click.option("--zk-insecure", is_flag=True, expose_value=False, callback=_insecure, is_eager=True,
+                     help="Plain ZooKeeper without credentials or TLS (development only; logged).")(f)
+    return _ZK_HOSTS(f)
 ROOT = click.option("--root", default="/fleetmon", show_default=True, help="ZooKeeper root path.")
 RECORDED = click.option("--recorded/--no-recorded", "use_recorded", default=None,
                         help="Read fleetmon's recorded series (prometheus/rules/recording.yml) where exactly "
@@ -71,10 +84,14 @@ def _check_generated(files: dict[str, str]) -> None:
         sys.exit(1)
 
 
-def _connect(zk_hosts: str):
-    from fleetmon.zk import make_client
+def _connect(zk_hosts: str, role: str = "reader"):
+    from fleetmon.zk import ZkSecurityError, make_client
 
-    client = make_client(zk_hosts)
+    try:
+        client = make_client(zk_hosts, role=role)
+    except ZkSecurityError as exc:
+        click.echo(f"ZooKeeper security: {exc}", err=True)
+        sys.exit(1)
     try:
         client.start(timeout=10)
     except Exception as exc:  # noqa: BLE001 - kazoo raises several types for "unreachable"
@@ -221,9 +238,15 @@ def diff(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, roo
 @click.option("--expect-znode-version", type=click.IntRange(min=-1), default=None,
               help="Publish only if the bundle znode still has this version (as `diff` printed; -1: no "
                    "bundle yet). Default: the version read when apply compared, just before publishing.")
+@click.option("--signing-key", type=click.Path(dir_okay=False), default=None,
+              help="Ed25519 private key (PEM, mode 0600) that signs the bundle [default: "
+                   "$FLEETMON_RULES_SIGNING_KEY, else rules-signing.key in $FLEETMON_ZK_SECURITY_DIR].")
+@click.option("--unsigned", is_flag=True,
+              help="Publish without a signature (only agents run with --rules-allow-unsigned load it).")
 def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, root: str, timeout: float,
           rules_dir: str | None, prometheus_url: str | None, recipients_out: str | None,
-          use_recorded: bool | None, expect_znode_version: int | None) -> None:
+          use_recorded: bool | None, expect_znode_version: int | None, signing_key: str | None,
+          unsigned: bool) -> None:
     """Publish the rules to every shard (or, with --rules-dir/--prometheus, one local Prometheus)."""
     if (rules_dir is None) != (prometheus_url is None):
         raise click.UsageError("local mode needs both --rules-dir and --prometheus")
@@ -256,7 +279,16 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
         return
     from rulesync import publish
 
-    client = _connect(zk_hosts)
+    key = None
+    if unsigned:
+        click.echo("warning: publishing an UNSIGNED bundle; agents that check signatures will reject it", err=True)
+    else:
+        try:
+            key = bundle_mod.load_private_key(signing_key)
+        except bundle_mod.BundleError as exc:
+            click.echo(f"NOT published: {exc}", err=True)
+            sys.exit(1)
+    client = _connect(zk_hosts, role="publisher")
     try:
         _check_shards_record(client, root, files)
         expected = expect_znode_version
@@ -269,7 +301,7 @@ def apply(paths: tuple[str, ...], scrape_interval: str | None, zk_hosts: str, ro
             click.echo(f"replacing {old.version if old else '(none)'} (znode version {expected}): "
                        f"{len(added)} added, {len(changed)} changed, {len(removed)} removed")
         try:
-            publish.publish(client, root, b, expected_version=expected)
+            publish.publish(client, root, b, expected_version=expected, signing_key=key, unsigned=unsigned)
         except publish.PublishConflict as exc:
             click.echo(f"NOT published: {exc}", err=True)
             sys.exit(1)
@@ -327,17 +359,32 @@ def status(zk_hosts: str, root: str) -> None:
 
     client = _connect(zk_hosts)
     try:
+        b: bundle_mod.Bundle | None = None
         try:
             b = publish.published(client, root)
             version = b.version if b else "(none)"
         except bundle_mod.BundleError as exc:
             version = f"(unreadable: {exc})"
+        signature = ""
+        if version != "(none)":
+            # Checked as the agents check it, when this machine has the public key.
+            try:
+                key = bundle_mod.load_public_key()
+            except bundle_mod.BundleError:
+                key = None
+            if key is not None:
+                try:
+                    data, _ = client.get(publish.bundle_path(root))
+                    bundle_mod.verify(data, key)
+                    signature = "  (signature verified)"
+                except bundle_mod.BundleError as exc:
+                    signature = f"  (REJECTED by agents: {exc})"
         live = publish.live_replicas(client, root)
         st = publish.statuses(client, root)
     finally:
         client.stop()
         client.close()
-    click.echo(f"published: {version}")
+    click.echo(f"published: {version}{signature}")
     behind = 0
     for key in sorted(set(live) | set(st)):
         s = st.get(key, {})
@@ -347,7 +394,10 @@ def status(zk_hosts: str, root: str) -> None:
             state = "not live"
         elif state != "ok":
             behind += 1
-        err = f"  error: {s.get('error')}" if s.get("error") else ""
+        if s.get("rejected"):
+            err = f"  REJECTED bundle: {s['rejected']}"
+        else:
+            err = f"  error: {s.get('error')}" if s.get("error") else ""
         click.echo(f"{'/'.join(key):30s} loaded {loaded:18s} {state}{err}")
     sys.exit(1 if behind else 0)
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
@@ -45,15 +46,20 @@ def published_with_version(client: KazooClient, root: str) -> tuple[bundle_mod.B
         raise
 
 
-def publish(client: KazooClient, root: str, b: bundle_mod.Bundle, expected_version: int | None = None) -> int:
-    """Write the bundle; returns the new znode version.
+def publish(client: KazooClient, root: str, b: bundle_mod.Bundle, expected_version: int | None = None,
+            signing_key: Ed25519PrivateKey | None = None, unsigned: bool = False) -> int:
+    """Write the bundle, signed with ``signing_key`` (default: ``bundle.load_private_key()``;
+    ``unsigned`` skips signing, for agents run with --rules-allow-unsigned); returns the new
+    znode version.
 
     With ``expected_version`` (the znode version seen when the diff was computed, ABSENT if
     there was no bundle) this is a compare-and-set: if anyone published in between, nothing
     is written and PublishConflict says so, so two people applying at once cannot silently
     overwrite each other.
     """
-    data = bundle_mod.encode(b)
+    if not unsigned and signing_key is None:
+        signing_key = bundle_mod.load_private_key()
+    data = bundle_mod.encode(b, None if unsigned else signing_key)
     path = bundle_path(root)
     if expected_version is None:
         if client.exists(path) is None:

@@ -57,9 +57,10 @@ def zk_root() -> str:
 
 @pytest.fixture
 def zk_client(zk_server: ZooKeeperServer):
+    """An admin client: tests inspect and plant znodes anywhere (components use their own roles)."""
     from fleetmon.zk import make_client
 
-    client = make_client(zk_server.hosts)
+    client = make_client(zk_server.hosts, role="admin")
     client.start(timeout=15)
     yield client
     client.stop()

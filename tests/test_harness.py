@@ -21,7 +21,7 @@ def test_zookeeper_standalone_creates_znode(zk_client, zk_root):
 
 
 def test_zookeeper_ensemble_survives_leader_loss(zk_ensemble):
-    client = make_client(zk_ensemble.hosts)
+    client = make_client(zk_ensemble.hosts, role="admin")
     client.start(timeout=20)
     try:
         client.create("/ens/a", b"1", makepath=True)

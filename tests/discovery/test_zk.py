@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-from kazoo.client import KazooClient
 
 from discovery import layout, reaper, sharding
 from discovery.cli import main
 from discovery.registry import Registrar
 from discovery.sidecar import Sidecar
+from fleetmon.zk import make_client
 from tests.harness.servers import free_port, wait_until
 
 
@@ -60,7 +60,7 @@ def registrar(zk_server, zk_root):
 def expire_session(client_like, hosts: str) -> None:
     """Expire a kazoo session for real: join it from a second client, then close that one."""
     sid, passwd = client_like.client_id
-    other = KazooClient(hosts=hosts, client_id=(sid, passwd))
+    other = make_client(hosts, client_id=(sid, passwd))
     other.start(timeout=10)
     other.stop()
     other.close()

@@ -26,6 +26,8 @@ from typing import Any
 import requests
 import yaml
 
+from fleetmon.zkkeys import NETTY_JARS
+
 STARTED: list[ManagedProcess] = []
 
 ZK_CLASSPATH = ":".join(
@@ -34,9 +36,41 @@ ZK_CLASSPATH = ":".join(
         "/etc/zookeeper/conf",
         "/usr/share/java/zookeeper.jar",
         "/usr/share/java/slf4j-simple.jar",
+        # The TLS (Netty) client port; see fleetmon.zkkeys.NETTY_JARS.
+        *NETTY_JARS,
     )
     if os.path.exists(p)
 )
+
+_security_dir: Path | None = None
+_security_lock = threading.Lock()
+
+
+def zk_security_dir() -> Path:
+    """This process's ZooKeeper CA, server keystore and role credentials (made once).
+
+    Every secured ZooKeeperServer of the process uses them, and the first secured start
+    exports ``FLEETMON_ZK_SECURITY_DIR`` so that every client (``fleetmon.zk.make_client``)
+    in this process and every child process it starts connects over TLS with its role's
+    credential: tests and benchmarks get security on without touching each call site.
+    """
+    global _security_dir
+    from fleetmon import zkkeys
+
+    with _security_lock:
+        if _security_dir is None:
+            import tempfile
+
+            _security_dir = zkkeys.ensure(Path(tempfile.mkdtemp(prefix="fleetmon-zksec-")))
+        return _security_dir
+
+
+def use_zk_security() -> Path:
+    """Point this process (and its children) at the harness credentials; return their dir."""
+    d = zk_security_dir()
+    os.environ["FLEETMON_ZK_SECURITY_DIR"] = str(d)
+    os.environ.pop("FLEETMON_ZK_INSECURE", None)
+    return d
 
 
 class ProcessExited(RuntimeError):
@@ -210,7 +244,12 @@ class ZooKeeperServer(ManagedProcess):
     name = "zookeeper"
 
     def __init__(self, workdir: Path, port: int | None = None, myid: int | None = None,
-                 peers: list[tuple[int, int, int]] | None = None, tick_ms: int = 500):
+                 peers: list[tuple[int, int, int]] | None = None, tick_ms: int = 500,
+                 insecure: bool = False):
+        # Secure by default: TLS-only client port (Netty) and digest credentials for clients;
+        # ``insecure`` gives the old plain port, for tests of open mode.
+        self.insecure = insecure
+        self.security_dir = None if insecure else use_zk_security()
         self.myid = myid
         if myid is not None:
             self.name = f"zookeeper-{myid}"
@@ -233,8 +272,9 @@ class ZooKeeperServer(ManagedProcess):
             "initLimit=20",
             "syncLimit=10",
             f"dataDir={self.data_dir}",
-            f"clientPort={self.port}",
-            "clientPortAddress=127.0.0.1",
+            *([f"clientPort={self.port}", "clientPortAddress=127.0.0.1"] if self.insecure else
+              [f"secureClientPort={self.port}", "secureClientPortAddress=127.0.0.1",
+               *zkkeys_tls_lines(self.security_dir)]),
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
             # Let tests choose session timeouts down to 1 s.
@@ -259,7 +299,13 @@ class ZooKeeperServer(ManagedProcess):
         ]
 
     def four_letter(self, word: str, timeout: float = 2.0) -> str:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as raw:
+            s = raw
+            if not self.insecure:
+                import ssl
+
+                ctx = ssl.create_default_context(cafile=str(self.security_dir / "ca.pem"))
+                s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
             s.sendall(word.encode())
             chunks = []
             while True:
@@ -285,14 +331,23 @@ class ZooKeeperServer(ManagedProcess):
         return self.four_letter("ruok") == "imok" and self.mode() == "standalone"
 
 
-class ZooKeeperEnsemble:
-    """A 3-node (or n-node) ZooKeeper ensemble on loopback, for fault tests."""
+def zkkeys_tls_lines(d: Path | None) -> list[str]:
+    from fleetmon import zkkeys
 
-    def __init__(self, workdir: Path, size: int = 3):
+    assert d is not None
+    return zkkeys.zoo_cfg_tls_lines(d)
+
+
+class ZooKeeperEnsemble:
+    """A 3-node (or n-node) ZooKeeper ensemble on loopback, for fault tests (secure like
+    ZooKeeperServer unless ``insecure``; quorum traffic stays plain on loopback)."""
+
+    def __init__(self, workdir: Path, size: int = 3, insecure: bool = False):
         self.workdir = Path(workdir)
         peers = [(free_port(), free_port(), free_port()) for _ in range(size)]
         self.nodes = [
-            ZooKeeperServer(self.workdir / f"zk{i}", port=peers[i - 1][0], myid=i, peers=peers)
+            ZooKeeperServer(self.workdir / f"zk{i}", port=peers[i - 1][0], myid=i, peers=peers,
+                            insecure=insecure)
             for i in range(1, size + 1)
         ]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from kazoo.client import KazooClient
-
 from fleetmon.zk import make_client
 from rulesync import bundle, publish
 from rulesync.agent import RuleAgent
@@ -27,7 +25,7 @@ def test_agent_retries_when_prometheus_was_down_and_survives_session_expiry(
     (rules_dir / "fleetmon-recording.rules.yml").write_text(RECORDING.read_text())
     _, files, _ = compile_paths([TESTDATA / "golden" / "in-seed.yaml"])
     b = bundle.make(files)
-    client = make_client(zk_server.hosts)
+    client = make_client(zk_server.hosts, role="sidecar")
     client.start(timeout=15)
     agent = RuleAgent(client, zk_root, "s", "r", rules_dir, prom.url, verify_timeout=5)
     try:
@@ -46,7 +44,7 @@ def test_agent_retries_when_prometheus_was_down_and_survives_session_expiry(
         # ephemeral status goes with it and must come back once kazoo has a new session.
         old_session = client.client_id[0]
         sid, pwd = client.client_id
-        twin = KazooClient(hosts=zk_server.hosts, client_id=(sid, pwd))
+        twin = make_client(zk_server.hosts, client_id=(sid, pwd))
         twin.start(timeout=15)
         twin.stop()
         twin.close()

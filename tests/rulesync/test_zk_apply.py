@@ -49,7 +49,7 @@ def two_shards(rules_prometheus, zk_server, zk_root):
         # Every shard loads fleetmon's recording rules (shard.yml.tmpl's shard-rules/).
         (rules_dir / "fleetmon-recording.rules.yml").write_text(RECORDING.read_text())
         assert prom.reload().status_code == 200
-        client = make_client(zk_server.hosts)
+        client = make_client(zk_server.hosts, role="sidecar")
         client.start(timeout=15)
         client.create(f"{zk_root}/shards/{shard}/r0", json.dumps(
             {"shard": shard, "replica": "r0", "prometheus_url": prom.url}).encode(), ephemeral=True, makepath=True)
@@ -156,7 +156,7 @@ def test_apply_is_compare_and_set(zk_server, zk_root, zk_client, tmp_path: Path)
     assert again.exit_code == 0 and "replacing" in again.output and "(znode version 1)" in again.output
 
     # The race itself, on two real sessions: both read version N, both publish with it.
-    other = make_client(zk_server.hosts)
+    other = make_client(zk_server.hosts, role="publisher")
     other.start(timeout=15)
     try:
         _, n1 = publish.published_with_version(zk_client, zk_root)
