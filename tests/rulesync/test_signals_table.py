@@ -10,6 +10,7 @@ differs, any NaN on one side only is a failure.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,11 @@ def test_every_recorded_signal_is_in_recording_yml() -> None:
 def test_one_filesystem_filter() -> None:
     # The exporter's flag default stays node_exporter 1.5's (parity); the query-side list
     # extends exactly that list, and both alerts and recording rules use the same matcher.
-    assert DEFAULT_FS_TYPES_EXCLUDE == filters.NODE_EXPORTER_FS_TYPES_EXCLUDE
-    import re
+    r = subprocess.run(["prometheus-node-exporter", "--help"], capture_output=True, text=True, timeout=30)
+    help_text = r.stdout + r.stderr
+    m = re.search(r'--collector\.filesystem\.fs-types-exclude="([^"]+)"', help_text)
+    assert m, help_text[:500]
+    assert DEFAULT_FS_TYPES_EXCLUDE == filters.NODE_EXPORTER_FS_TYPES_EXCLUDE == m.group(1)
 
     ne = re.compile(filters.NODE_EXPORTER_FS_TYPES_EXCLUDE)
     assert {t for t in filters.FS_TYPES_IGNORED if ne.fullmatch(t)} == set(filters.NODE_EXPORTER_FS_TYPES)
