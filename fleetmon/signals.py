@@ -84,7 +84,8 @@ class Signal:
 
     def bare(self, r: str = "5m") -> str:
         """The template without any host selector, as recording.yml would record it."""
-        out = self.template.format(sel0="", sel="", by=", ".join(HOST_LABELS), r=r, w=r, seconds="0")
+        by = ", ".join(dict.fromkeys([*HOST_LABELS, *self.extra_by]))
+        out = self.template.format(sel0="", sel="", by=by, r=r, w=r, seconds="0")
         return re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)\{\}", r"\1", out)
 
     @property
