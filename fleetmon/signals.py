@@ -4,8 +4,8 @@ A :class:`Signal` gives a quantity's PromQL over the raw series (what rulesync's
 compile to), the per-host series prometheus/rules/recording.yml records for it (what every
 dashboard panel and console page reads) and what both give at the edges: no data, zero
 traffic (ratios), an excluded file system. ``recording.yml`` is generated from this module
-(``python -m fleetmon.signals --write``; a test fails when the committed file is stale), and
-tests/test_signal_equivalence.py proves with promtool that, for the same data, the recorded
+(``python -m fleetmon.signals --write`` or ``make recording-rules``; a test fails when the
+committed file is stale), and tests/rulesync/test_signals_table.py proves with promtool that, for the same data, the recorded
 series and the alert's expression give the same value, edges included.
 
 Templates are ``str.format`` strings: ``{sel0}`` is the host selector alone, ``{sel}`` the
