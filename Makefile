@@ -14,7 +14,7 @@ DEB_PKGS := prometheus prometheus-alertmanager zookeeper prometheus-node-exporte
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: install debs test run stop status bench lint dashboards screenshots clean
+.PHONY: install debs test run stop status bench lint dashboards recording-rules screenshots clean
 
 install: $(STAMP)
 
@@ -61,6 +61,10 @@ bench: install
 
 dashboards: install
 	$(PY) -m grafana.build
+
+# prometheus/rules/recording.yml from the signals table (fleetmon/signals.py).
+recording-rules: install
+	$(PY) -m fleetmon.signals --write
 
 # Refresh the console screenshots docs/dashboards.md shows (a real Chromium on real data).
 screenshots: install

@@ -99,13 +99,10 @@ def _promtool_reason(rules_dir: Path, names: list[str]) -> str:
 def records_used(files: dict[str, str]) -> dict[str, str]:
     """{recorded series: its recording group} for the fleetmon recorded series (the ones
     built-in signals reuse) that ``files`` read but do not define themselves."""
-    from rulesync.signals import SIGNALS
+    from rulesync.signals import reused_records
 
     out: dict[str, str] = {}
-    for sig in SIGNALS.values():
-        rec = sig.recorded
-        if rec is None or rec.record in out:
-            continue
+    for rec in reused_records().values():
         word = re.compile(r"(?<![A-Za-z0-9_:])" + re.escape(rec.record) + r"(?![A-Za-z0-9_:])")
         defined = re.compile(r"^\s*-?\s*record:\s*['\"]?" + re.escape(rec.record) + r"['\"]?\s*$", re.M)
         if any(word.search(t) for t in files.values()) and not any(defined.search(t) for t in files.values()):

@@ -53,9 +53,7 @@ def number(v: float) -> str:
 
 def _bare(name: str) -> str:
     """A signal's instant expression without any host selector."""
-    sig = SIGNALS[name]
-    out = sig.template.format(sel0="", sel="", by=", ".join(HOST_LABELS), r="5m", w="5m", seconds="0")
-    return re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)\{\}", r"\1", out)
+    return SIGNALS[name].bare()
 
 
 def recorded_for(rule: Rule, spec: Spec) -> Recorded | None:

@@ -26,13 +26,13 @@ from concurrent.futures import wait as wait_futures
 from exporter.collectors.base import Collector, read_text
 from exporter.metrics import Family
 from exporter.workers import DaemonPool
+from fleetmon.filters import NODE_EXPORTER_FS_TYPES_EXCLUDE
 
 # Debian's prometheus-node-exporter 1.5 defaults.
 DEFAULT_MOUNT_POINTS_EXCLUDE = r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
-DEFAULT_FS_TYPES_EXCLUDE = (
-    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs"
-    r"|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
-)
+# node_exporter's own default, kept in fleetmon.filters beside the wider list alerts and
+# dashboards ignore at query time (tmpfs, ...), so the two cannot drift apart.
+DEFAULT_FS_TYPES_EXCLUDE = NODE_EXPORTER_FS_TYPES_EXCLUDE
 
 # Filesystems whose statfs(2) answers from in-memory superblock counters without I/O or
 # locks a stuck writer could hold (ext4_statfs, xfs_fs_statfs, shmem): called inline,
