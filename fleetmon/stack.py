@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetmon.zk import ENV_INSECURE, ZkSecurityError, env_flag
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path(os.environ.get("FLEETMON_RUN_DIR", REPO / ".run"))
 HOST = "127.0.0.1"
@@ -64,7 +66,7 @@ SECURITY = RUN / "security"
 
 
 def zk_insecure() -> bool:
-    return os.environ.get("FLEETMON_ZK_INSECURE", "").strip().lower() in ("1", "true", "yes")
+    return env_flag(os.environ.get(ENV_INSECURE), ENV_INSECURE)
 SHARDS = ("a", "b")
 SCRAPE_INTERVAL = os.environ.get("FLEETMON_SCRAPE_INTERVAL", "15s")
 EVAL_INTERVAL = os.environ.get("FLEETMON_EVAL_INTERVAL", "15s")
@@ -756,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             return status()
         mailbox(args.smtp_port, args.http_port, args.maildir)
         return 0
-    except StackError as exc:
+    except (StackError, ZkSecurityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

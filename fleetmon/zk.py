@@ -96,14 +96,14 @@ class ZkSecurity:
         return None if self.insecure or not self.ids else zkacl.AclPolicy(self.ids)
 
 
-def _truthy(value: str | None, name: str) -> bool:
-    if value is None or value == "":
+def env_flag(value: str | None, name: str) -> bool:
+    """An environment switch: unset or empty is off; otherwise exactly ``true`` or ``false``,
+    as in every config file (a typo must not silently pick a mode)."""
+    if value is None or value.strip() == "":
         return False
-    v = value.strip().lower()
-    if v in ("1", "true", "yes"):
-        return True
-    if v in ("0", "false", "no"):
-        return False
+    v = value.strip()
+    if v in ("true", "false"):
+        return v == "true"
     raise ZkSecurityError(f"{name}: expected true or false, got {value!r}")
 
 
@@ -154,7 +154,7 @@ def load_security(role: str, insecure: bool | None = None, env: dict[str, str] |
     if role not in ROLES:
         raise ValueError(f"unknown ZooKeeper role {role!r} (known: {', '.join(ROLES)})")
     if insecure is None:
-        insecure = _truthy(env.get(ENV_INSECURE), ENV_INSECURE)
+        insecure = env_flag(env.get(ENV_INSECURE), ENV_INSECURE)
     if insecure:
         return ZkSecurity(insecure=True)
     d = Path(env.get(ENV_DIR) or DEFAULT_SECURITY_DIR)
