@@ -201,7 +201,8 @@ def test_cli_without_credentials_fails_clearly(zk_server, zk_root, monkeypatch, 
 def test_no_password_in_kazoo_debug_logs(zk_server, caplog) -> None:
     """kazoo logs each request at DEBUG, the Auth packet included; fleetmon redacts it."""
     sec = load_security("registrar")
-    with caplog.at_level(logging.DEBUG):
+    # The "kazoo" logger itself: a CLI run earlier in the session (discovery.cli) sets it to WARNING.
+    with caplog.at_level(logging.DEBUG, logger="kazoo"):
         c = make_client(zk_server.hosts, role="registrar")
         c.start(timeout=15)
         c.exists("/")
