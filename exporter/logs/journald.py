@@ -1,0 +1,180 @@
+"""Following the systemd journal through a ``journalctl`` child, the way Vector's
+journald source does: ``journalctl --follow --output=json`` prints one JSON object per
+entry, each with its ``__CURSOR``; the cursor of the last entry counted is saved with
+the counters, and a restart passes ``--after-cursor`` so no entry is lost or counted
+twice.
+
+``--merge`` is passed because journalctl 250+ otherwise limits ``--follow`` to the
+current boot (systemd/systemd#27696): entries written before a reboot and after our
+cursor would be skipped. ``--output-fields`` keeps the JSON small (journalctl always
+adds the cursor and timestamps), which makes parsing it cheap.
+
+journalctl missing, failing to start or dying is logged with its exit status and last
+stderr line, counted in ``fleetmon_log_read_errors_total`` and
+``fleetmon_journald_restarts_total``, and retried with exponential backoff; the
+exporter keeps serving meanwhile.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 1024 * 1024
+
+
+class JournalFollower:
+    """One journald source: a journalctl child, its output buffer and our cursor."""
+
+    def __init__(self, name: str, *, journalctl: str = "journalctl", directory: str | None = None,
+                 matches: tuple[str, ...] = (), unit_label: bool = False, start_at: str = "end",
+                 cursor: str | None = None, backoff: tuple[float, float] = (1.0, 60.0),
+                 clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.journalctl = journalctl
+        self.directory = directory
+        self.matches = tuple(matches)
+        self.unit_label = unit_label
+        self.start_at = start_at
+        self.cursor = cursor
+        self.backoff_min, self.backoff_max = backoff
+        self.clock = clock
+        self.proc: subprocess.Popen | None = None
+        self._buf = b""
+        self._stderr = b""
+        self._failures = 0
+        self._next_start = 0.0
+        self.restarts = 0  # journalctl exits and failed starts
+        self.running_since = 0.0
+        self.more = False  # the last read stopped at its budget
+
+    def command(self) -> list[str]:
+        fields = "PRIORITY,_SYSTEMD_UNIT" if self.unit_label else "PRIORITY"
+        cmd = [self.journalctl, "--follow", "--output=json", f"--output-fields={fields}", "--merge",
+               "--no-pager", "--quiet"]
+        if self.directory:
+            cmd += ["--directory", self.directory]
+        if self.cursor:
+            cmd += ["--after-cursor", self.cursor, "--no-tail"]
+        elif self.start_at == "beginning":
+            cmd += ["--no-tail"]
+        else:
+            cmd += ["--lines=0"]
+        return cmd + list(self.matches)
+
+    def _start(self) -> bool:
+        try:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            self._failed(f"cannot run {self.journalctl}: {exc.strerror or exc}")
+            return False
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            os.set_blocking(pipe.fileno(), False)
+        self._buf = b""
+        self._stderr = b""
+        self.running_since = self.clock()
+        log.info("%s: following the journal%s%s", self.name,
+                 f" in {self.directory}" if self.directory else "",
+                 " after the saved cursor" if self.cursor else f" from the {self.start_at}")
+        return True
+
+    def _failed(self, why: str) -> None:
+        self.restarts += 1
+        delay = min(self.backoff_max, self.backoff_min * (2 ** self._failures))
+        self._failures += 1
+        self._next_start = self.clock() + delay
+        log.error("%s: %s; retrying in %.0f s", self.name, why, delay)
+
+    def _drain_stderr(self) -> None:
+        proc = self.proc
+        try:
+            while True:
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                self._stderr = (self._stderr + chunk)[-2048:]
+        except BlockingIOError:
+            pass
+        except OSError:
+            pass
+
+    def _reap(self) -> None:
+        proc = self.proc
+        self.proc = None
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        self._drain_stderr()
+        proc.stdout.close()
+        proc.stderr.close()
+        last = self._stderr.decode("utf-8", "replace").strip().splitlines()
+        self._buf = b""  # a partial entry is read again after the cursor
+        self._failed(f"journalctl exited with status {rc}" + (f": {last[-1]}" if last else ""))
+
+    def read(self, budget: int = 4 * 1024 * 1024) -> tuple[list[bytes], bool]:
+        """Complete JSON lines available now, and whether journalctl failed in this call
+        (for the read-error counter). Starts journalctl when it is due."""
+        if self.proc is None:
+            if self.clock() < self._next_start:
+                return [], False
+            if not self._start():
+                return [], True
+        proc = self.proc
+        data = []
+        got = 0
+        eof = False
+        while got < budget:
+            try:
+                chunk = os.read(proc.stdout.fileno(), READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            data.append(chunk)
+            got += len(chunk)
+        self._drain_stderr()
+        lines: list[bytes] = []
+        if data:
+            buf = self._buf + b"".join(data)
+            idx = buf.rfind(b"\n")
+            if idx >= 0:
+                lines = buf[:idx].split(b"\n")
+                self._buf = buf[idx + 1:]
+            else:
+                self._buf = buf
+            if self._failures and self.clock() - self.running_since > 0:
+                self._failures = 0  # it runs and delivers: the next failure backs off from the start
+        self.more = got >= budget
+        if eof:
+            self._reap()
+            return lines, True
+        return lines, False
+
+    def stop(self) -> None:
+        proc = self.proc
+        self.proc = None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
