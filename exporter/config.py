@@ -303,7 +303,9 @@ def _log_source_options(entry: dict[str, Any], at: tuple, bad: Any) -> dict[str,
                 bad(at + (k,), f"only for {what}")
 
     only(("format", "upstream_histogram"), access, "nginx_access and apache_access logs")
-    only(("directory", "matches", "unit_label", "journalctl"), typ == "journald", "type: journald")
+    journal = typ == "journald" or (typ == "syslog" and entry.get("fallback") == "journald")
+    only(("directory", "matches", "unit_label", "journalctl"), journal,
+         "type: journald (or type: syslog with fallback: journald)")
     only(("fallback",), typ in ("syslog",), "type: syslog")
     if access:
         upstream = entry.get("upstream_histogram", False)

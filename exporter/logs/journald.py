@@ -18,6 +18,7 @@ exporter keeps serving meanwhile.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import subprocess
@@ -53,13 +54,43 @@ class JournalFollower:
         self.restarts = 0  # journalctl exits and failed starts
         self.running_since = 0.0
         self.more = False  # the last read stopped at its budget
+        self._start_resolved = False
+
+    def _base(self) -> list[str]:
+        cmd = [self.journalctl, "--output=json", "--merge", "--no-pager", "--quiet"]
+        if self.directory:
+            cmd += ["--directory", self.directory]
+        return cmd
+
+    def resolve_start(self) -> None:
+        """Pin "start at the end" to the journal's last entry now, as a cursor: what is
+        written after the exporter started is counted even if journalctl starts later
+        (a restart with backoff, a slow first poll)."""
+        if self.cursor or self.start_at != "end" or self._start_resolved:
+            return
+        try:
+            out = subprocess.run([*self._base(), "--lines=1", "--output-fields=PRIORITY", *self.matches],
+                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("%s: cannot find the end of the journal (%s); starting where journalctl starts",
+                        self.name, exc)
+            return
+        self._start_resolved = True
+        lines = out.stdout.strip().splitlines()
+        cursor = None
+        if out.returncode == 0 and lines:
+            try:
+                cursor = json.loads(lines[-1]).get("__CURSOR")
+            except (ValueError, AttributeError):
+                cursor = None
+        if isinstance(cursor, str):
+            self.cursor = cursor
+        elif out.returncode == 0 and not lines:
+            self.start_at = "beginning"  # an empty journal: its end is its beginning
 
     def command(self) -> list[str]:
         fields = "PRIORITY,_SYSTEMD_UNIT" if self.unit_label else "PRIORITY"
-        cmd = [self.journalctl, "--follow", "--output=json", f"--output-fields={fields}", "--merge",
-               "--no-pager", "--quiet"]
-        if self.directory:
-            cmd += ["--directory", self.directory]
+        cmd = [*self._base(), "--follow", f"--output-fields={fields}"]
         if self.cursor:
             cmd += ["--after-cursor", self.cursor, "--no-tail"]
         elif self.start_at == "beginning":
@@ -92,8 +123,7 @@ class JournalFollower:
         self._next_start = self.clock() + delay
         log.error("%s: %s; retrying in %.0f s", self.name, why, delay)
 
-    def _drain_stderr(self) -> None:
-        proc = self.proc
+    def _drain_stderr(self, proc: subprocess.Popen) -> None:
         try:
             while True:
                 chunk = os.read(proc.stderr.fileno(), 65536)
@@ -113,7 +143,7 @@ class JournalFollower:
         except subprocess.TimeoutExpired:
             proc.kill()
             rc = proc.wait()
-        self._drain_stderr()
+        self._drain_stderr(proc)
         proc.stdout.close()
         proc.stderr.close()
         last = self._stderr.decode("utf-8", "replace").strip().splitlines()
@@ -126,6 +156,7 @@ class JournalFollower:
         if self.proc is None:
             if self.clock() < self._next_start:
                 return [], False
+            self.resolve_start()
             if not self._start():
                 return [], True
         proc = self.proc
@@ -147,7 +178,7 @@ class JournalFollower:
                 break
             data.append(chunk)
             got += len(chunk)
-        self._drain_stderr()
+        self._drain_stderr(proc)
         lines: list[bytes] = []
         if data:
             buf = self._buf + b"".join(data)

@@ -467,7 +467,14 @@ class LogManager:
             if not more:
                 self._stop.wait(self.poll_interval)
 
+    def start_journals(self) -> LogManager:
+        """Pin where each journald source starts (see JournalFollower.resolve_start)."""
+        for j in self.journals.values():
+            j.resolve_start()
+        return self
+
     def start(self) -> LogManager:
+        self.start_journals()
         self._thread = threading.Thread(target=self._run, name="log-tailer", daemon=True)
         self._thread.start()
         return self
