@@ -28,13 +28,14 @@ _Q = rb'"(' + QUOTED_BODY + rb')"'
 # The method is the first word of the request line when a space follows it; the atomic
 # group gives the letters back to the rest of the field without retrying other lengths.
 REQUEST_METHOD = rb"(?>([A-Za-z]{1,20}+) |)"
-# Combined and common log formats; nginx's "combined" is Apache's, an optional trailing
-# request time (nginx $request_time in seconds, e.g. "0.123") may follow.
+# Without ``format:``: combined and common log formats (nginx's "combined" is Apache's),
+# nginx's "main" (combined plus "$http_x_forwarded_for"), and an optional trailing request
+# time (nginx $request_time in seconds, e.g. "0.123").
 ACCESS_RE = re.compile(
     rb"\S++ \S++ \S++ \[[^\]\n]*+\] "
     rb'"' + REQUEST_METHOD + QUOTED_BODY + rb'" '
     rb"(\d{3}) (\d++|-)"
-    rb"(?: " + _Q + rb" " + _Q + rb")?+"
+    rb"(?: " + _Q + rb" " + _Q + rb'(?: "' + QUOTED_BODY + rb'")?+)?+'
     rb"(?: (\d++(?:\.\d++)?+))?+(){0}[ \t\r]*+$"
 )
 # Groups of ACCESS_RE in the order every access parser hands them out:

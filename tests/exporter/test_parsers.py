@@ -218,3 +218,10 @@ def test_one_mib_lines_and_scanner_lines_cost_linear_time(normal_costs: dict[str
         for line in scanner:
             per_line = _per_byte(fn, line, budget_s=0.005) * len(line)
             assert per_line / per_line_normal < RATIO_BUDGET * max(1.0, len(line) / len(normal)), (name, len(line))
+
+
+def test_default_access_parser_takes_nginx_main_lines() -> None:
+    main_line = (b'203.0.113.9 - - [28/Nov/2026:07:37:18 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.0" '
+                 b'"198.51.100.7, 10.0.0.2"')
+    assert parsers.parse_access(main_line) == (b"GET", b"200", 5, None)
+    assert parsers.parse_access(main_line + b" 0.250") == (b"GET", b"200", 5, 0.25)

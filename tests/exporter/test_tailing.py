@@ -350,3 +350,37 @@ def test_hostile_file_names_render_as_valid_exposition(tmp_path: Path) -> None:
     assert len(paths) == 3 and str(odd[0]) in paths and str(odd[1]) in paths
     assert sum(m.counters["web"].requests.values()) == 3
     m.stop()
+
+
+def test_source_added_to_a_host_with_a_state_file_starts_at_start_at(tmp_path: Path) -> None:
+    """A config rollout adds a log to hosts that already have a state file: its old lines
+    are not replayed (start_at: end, the default), or are read when asked (beginning)."""
+    web = tmp_path / "access.log"
+    append(web, [access_line(i) for i in range(5)])
+    m = LogManager([LogSource(path=str(web), type="nginx_access", name="web", start_at="beginning")],
+                   state_file=str(tmp_path / "state.json"))
+    m.poll(at_startup=True)
+    m.stop()
+    old = tmp_path / "old.log"
+    append(old, [access_line(i, status=500) for i in range(1000)])
+    again = tmp_path / "again.log"
+    append(again, [access_line(i, status=503) for i in range(7)])
+    m2 = LogManager([LogSource(path=str(web), type="nginx_access", name="web", start_at="beginning"),
+                     LogSource(path=str(old), type="nginx_access", name="old"),
+                     LogSource(path=str(again), type="nginx_access", name="again", start_at="beginning")],
+                    state_file=str(tmp_path / "state.json"))
+    m2.poll(at_startup=True)
+    assert m2.counters["old"].lines == 0  # 1,000 old 500s are not counted at once
+    assert m2.counters["again"].requests == {("GET", "503"): 7}
+    assert m2.counters["web"].lines == 5  # a known source resumes (its counters too)
+    append(old, [access_line(i, status=500) for i in range(3)])
+    m2.poll()
+    assert m2.counters["old"].requests == {("GET", "500"): 3}
+    m2.stop()
+    # From now on the state file knows "old": a restart resumes it from its offset.
+    append(old, [access_line(i, status=500) for i in range(4)])
+    m3 = LogManager([LogSource(path=str(old), type="nginx_access", name="old")],
+                    state_file=str(tmp_path / "state.json"))
+    m3.poll(at_startup=True)
+    assert m3.counters["old"].requests == {("GET", "500"): 7}
+    m3.stop()
