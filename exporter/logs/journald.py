@@ -18,6 +18,7 @@ exporter keeps serving meanwhile.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PIPE_SIZE = 1024 * 1024
 
 
 class JournalFollower:
@@ -108,6 +111,11 @@ class JournalFollower:
             return False
         for pipe in (self.proc.stdout, self.proc.stderr):
             os.set_blocking(pipe.fileno(), False)
+        try:
+            # A 1 MiB pipe instead of 64 KiB: journalctl blocks on a full pipe between our polls.
+            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass
         self._buf = b""
         self._stderr = b""
         self.running_since = self.clock()
@@ -190,7 +198,8 @@ class JournalFollower:
                 self._buf = buf
             if self._failures and self.clock() - self.running_since > 0:
                 self._failures = 0  # it runs and delivers: the next failure backs off from the start
-        self.more = got >= budget
+        # A read that found the pipe well filled means journalctl is ahead of us: poll again now.
+        self.more = got >= min(budget, 64 * 1024)
         if eof:
             self._reap()
             return lines, True
