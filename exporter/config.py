@@ -223,6 +223,8 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
             bad(at + ("labels",), "must map label names ([a-zA-Z_][a-zA-Z0-9_]*) to values")
         elif set(labels) & {"log", "method", "status", "level", "severity", "path", "le"}:
             bad(at + ("labels",), "must not use the reserved names log, method, status, level, severity, path, le")
+        elif entry.get("unit_label") is True and "unit" in labels:
+            bad(at + ("labels",), "must not use the name unit together with unit_label: true")
         if entry.get("start_at", "end") not in ("end", "beginning"):
             bad(at + ("start_at",), "must be end or beginning")
         buckets = entry.get("buckets", list(DEFAULT_BUCKETS))

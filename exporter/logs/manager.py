@@ -96,9 +96,8 @@ class LogManager:
         self.max_files = max_files
         self.rotate_grace = rotate_grace
         self.state_interval = state_interval
-        self.counters = {s.name: SourceCounters(s.name, s.type, label_cap, s.buckets, parser=s.parser,
-                                                continuation=s.continuation, unit_label=s.unit_label)
-                         for s in sources}
+        self._label_cap = label_cap
+        self.counters = {s.name: self._new_counters(s) for s in sources}
         self.journals: dict[str, JournalFollower] = {}
         self._journal_backoff = journal_backoff
         self._known: set[str] | None = None  # source names the state file knows (None: all, old state)
@@ -128,6 +127,10 @@ class LogManager:
         self._more = False
         self._poll_done = threading.Condition()
 
+    def _new_counters(self, s: LogSource) -> SourceCounters:
+        return SourceCounters(s.name, s.type, self._label_cap, s.buckets, parser=s.parser,
+                              continuation=s.continuation, unit_label=s.unit_label)
+
     # ------------------------------------------------------------------ state
     def _load_state(self) -> None:
         if not self.state_file:
@@ -153,17 +156,17 @@ class LogManager:
         self._known = set(saved)
         self._cursors = {str(k): str(v) for k, v in (data.get("journal") or {}).items()}
         self.state_restored = int(data.get("restored", 0)) + 1
-        for name, c in self.counters.items():
+        by_name = {s.name: s for s in self.sources}
+        for name, c in list(self.counters.items()):
             if name not in saved:
                 continue
             try:
-                ok = c.restore(saved[name])
-            except (KeyError, TypeError, ValueError) as exc:
-                ok = False
+                if not c.restore(saved[name]):
+                    # Its type changed: the saved offsets describe another parse; restart the counts.
+                    log.warning("log %s: saved counters are for another log type; starting them from 0", name)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.warning("log %s: saved counters unreadable (%s); starting them from 0", name, exc)
-            if not ok:
-                # Its type changed: the saved offsets describe another parse; keep them, restart the counts.
-                log.warning("log %s: saved counters are for another log type; starting them from 0", name)
+                self.counters[name] = self._new_counters(by_name[name])  # nothing half-restored
         log.info("log counters restored from %s (they continue across restarts)", self.state_file)
 
     def snapshot(self) -> dict:

@@ -195,3 +195,22 @@ def test_bad_journald_config_names_line_and_field() -> None:
     assert "c.yml:3: logs[1].path: not used by journald sources" in text
     assert "c.yml:4: logs[2].unit_label: must be true or false" in text
     assert "c.yml:5: logs[3].fallback: must be journald" in text
+
+
+def test_log_flag_and_corrupt_saved_counters(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from exporter.cli import main
+    from exporter.config import parse_log_flag
+
+    assert parse_log_flag("journald")["type"] == "journald"
+    assert parse_log_flag(f"journald:{tmp_path}")["directory"] == str(tmp_path)
+    r = CliRunner().invoke(main, ["--log", "journald:"])
+    assert r.exit_code == 2 and "expected journald or journald:DIRECTORY" in r.output, r.output
+    # Saved counters that do not fit are dropped whole, never half-restored.
+    state = tmp_path / "state.json"
+    state.write_text('{"version": 2, "files": {}, "sources": {"j": {"type": "journald", "lines": 5, '
+                     '"parse_errors": "x", "rotations": 0, "read_errors": 0}}}')
+    m = LogManager([LogSource(path="", type="journald", name="j", directory=str(tmp_path))],
+                   state_file=str(state))
+    assert m.counters["j"].lines == 0 and m.state_restored == 1
