@@ -225,3 +225,12 @@ def test_default_access_parser_takes_nginx_main_lines() -> None:
                  b'"198.51.100.7, 10.0.0.2"')
     assert parsers.parse_access(main_line) == (b"GET", b"200", 5, None)
     assert parsers.parse_access(main_line + b" 0.250") == (b"GET", b"200", 5, 0.25)
+
+
+def test_journal_entries_bad_json_and_priorities_are_counted() -> None:
+    c = SourceCounters("j", "journald")
+    cursor = c.feed_journal([b'{"PRIORITY":"3","__CURSOR":"s=1"}', b"not json", b'{"PRIORITY":"9","__CURSOR":"s=2"}',
+                             b"[1, 2]", b'{"MESSAGE":"no priority","__CURSOR":"s=3"}', b'{"PRIORITY":["3","4"]}'])
+    assert cursor == "s=3"
+    assert c.severities == {"err": 1, "unknown": 1}
+    assert (c.lines, c.parse_errors) == (6, 4)
