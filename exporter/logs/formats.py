@@ -233,7 +233,8 @@ def compile_format(text: str, dialect: str, upstream: bool = False) -> AccessPar
             else:
                 pattern.append(generic)
             continue
-        typed = {"time": rb"(\[[^\]\n]*+\])", "status": rb"(\d{3})", "bytes": _NUM, "bytes_all": _NUM, "method": rb"([A-Za-z]{1,20}+|-)",
+        typed = {"time": rb"(\[[^\]\n]*+\])", "status": rb"(\d{3})", "bytes": _NUM, "bytes_all": _NUM,
+                 "method": rb"([A-Za-z]{1,20}+|-)",
                  # nginx writes seconds with milliseconds ("0.042"); Apache %D and %T integers.
                  "rt": _SECONDS if item.name.startswith("$") else _NUM,
                  "upstream": _UPSTREAM_TIMES, "upstream_other": _UPSTREAM_TIMES}.get(item.kind)
@@ -241,8 +242,9 @@ def compile_format(text: str, dialect: str, upstream: bool = False) -> AccessPar
             pattern.append(generic)
             continue
         if role is None:
-            # Keep the field's shape (a status is 3 digits wherever it is) without capturing it.
-            pattern.append(b"(?:" + typed[1:] if typed.startswith(b"(") else typed)
+            # Keep the field's shape (a status is 3 digits wherever it is) without capturing it:
+            # every typed pattern is one capturing group, "(" -> "(?:".
+            pattern.append(b"(?:" + typed[1:])
             continue
         group += 1
         index[role] = group
