@@ -1,8 +1,8 @@
 """Follows every configured log source in one background thread and exposes their
 counters.
 
-Each poll: read what every journald source's journalctl child printed; expand each source's glob (new files are read from their start), check
-every followed file for rotation (rename: drain the old file, keep reading it for
+Each poll: read what every journald source's journalctl child printed; expand each
+source's glob (new files are read from their start), check every followed file for rotation (rename: drain the old file, keep reading it for
 ``rotate_grace`` seconds while the writer may still append, open the new one from
 0) or truncation (copytruncate: seek to 0), read the complete lines, feed the
 parser. (device, inode, offset) of every file, the journal cursor of every journald
@@ -99,7 +99,6 @@ class LogManager:
         self._label_cap = label_cap
         self.counters = {s.name: self._new_counters(s) for s in sources}
         self.journals: dict[str, JournalFollower] = {}
-        self._journal_backoff = journal_backoff
         self._known: set[str] | None = None  # source names the state file knows (None: all, old state)
         self._cursors: dict[str, str] = {}
         self.state_restored = 0
