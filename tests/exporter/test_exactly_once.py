@@ -1,6 +1,7 @@
 """Exactly-once counts across restarts: a real fleet-exporter process is stopped by
 SIGTERM or killed by SIGKILL at random points while lines are written and the log is
-rotated by rename and by copytruncate (while it runs and while it is down). Counter
+rotated by rename and by copytruncate (while it runs and while it is down), and while
+entries are appended to a journal file it follows (cursor saved with the counters). Counter
 values are saved atomically with the offsets, so after every restart the counters
 continue exactly where reading continues: total counted == lines written, never
 more (double count) and never less (loss)."""
@@ -14,6 +15,7 @@ import signal
 from pathlib import Path
 
 from tests.exporter.conftest import ExporterProcess, parse_samples, value
+from tests.exporter.test_journald import JOURNAL_REMOTE, Journal
 from tests.harness.servers import wait_until
 
 
@@ -62,12 +64,15 @@ def test_sigterm_and_sigkill_at_random_points_across_rotation_count_every_line_o
     logdir.mkdir()
     log = logdir / "access.log"
     log.write_text("")
+    journal = Journal(tmp_path / "journal") if os.path.exists(JOURNAL_REMOTE) else None
+    journal_src = (f"  - {{type: journald, name: journal, directory: {journal.dir}, start_at: beginning}}\n"
+                   if journal else "")
     cfg = tmp_path / "exporter.yml"
     cfg.write_text(f"""
 collectors: {{cpu: false, filesystem: false, diskstats: false, netdev: false}}
 logs:
   - {{path: {log}, type: nginx_access, name: web, start_at: beginning}}
-tailing: {{state_file: {tmp_path / "state.json"}, poll_interval: 0.05, rotate_grace: 3600}}
+{journal_src}tailing: {{state_file: {tmp_path / "state.json"}, poll_interval: 0.05, rotate_grace: 3600}}
 """)
     w = Writer(log)
     # Known limit: lines written to a file last seen empty and copied away before the next
@@ -84,9 +89,20 @@ tailing: {{state_file: {tmp_path / "state.json"}, poll_interval: 0.05, rotate_gr
     def counted(p: ExporterProcess) -> float:
         return value(scrape(p), "fleetmon_log_lines_total", log="web") or 0.0
 
+    def journal_entries() -> int:
+        return journal.n if journal else 0
+
+    def journal_counted(p: ExporterProcess) -> float:
+        return value(scrape(p), "fleetmon_log_lines_total", log="journal") or 0.0
+
     def caught_up(p: ExporterProcess) -> None:
-        wait_until(lambda: counted(p) >= w.n, timeout=90, what=f"{w.n} lines counted (seed {seed})")
+        wait_until(lambda: counted(p) >= w.n and (not journal or journal_counted(p) >= journal.n), timeout=90,
+                   what=f"{w.n} lines and {journal_entries()} journal entries counted (seed {seed})")
         s = scrape(p)
+        if journal:
+            assert value(s, "fleetmon_log_lines_total", log="journal") == journal.n, f"journal (seed {seed})"
+            sev = sum(v for ls, v in s.get("fleetmon_syslog_messages_total", {}).items() if ("log", "journal") in ls)
+            assert sev == journal.n
         assert value(s, "fleetmon_log_lines_total", log="web") == w.n, f"double count (seed {seed})"
         reqs = sum(s.get("fleetmon_http_requests_total", {}).values())
         assert reqs == w.n, f"requests {reqs} != lines {w.n} (seed {seed})"
@@ -104,6 +120,8 @@ tailing: {{state_file: {tmp_path / "state.json"}, poll_interval: 0.05, rotate_gr
             elif rotated == "copytruncate":
                 w.copytruncate(rnd)
             w.write(rnd.randint(1, 3000))
+            if journal:
+                journal.append(rnd.randint(1, 300))
             # A random point: right away (before it has seen the rotation), or once it has
             # counted a random share of what is written (mid-read, mid-file).
             if rnd.random() < 0.5:
@@ -121,6 +139,8 @@ tailing: {{state_file: {tmp_path / "state.json"}, poll_interval: 0.05, rotate_gr
             # While down: more lines, and a rotation if none is pending (two renames while
             # down would skip the file between them: a documented limit).
             w.write(rnd.randint(0, 2000))
+            if journal:
+                journal.append(rnd.randint(1, 100))  # read after the saved cursor on restart
             if rotated is None:
                 down_rot = rnd.choice(["rename", "copytruncate", None])
                 if down_rot == "rename":
