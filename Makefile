@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEB_STAMP := $(VENV)/.debs
 # Real servers the tests and the local stack run (Debian 12 packages).
 DEB_PKGS := prometheus prometheus-alertmanager zookeeper prometheus-node-exporter mtail \
-            chromium victoria-metrics openssl
+            chromium victoria-metrics openssl systemd-journal-remote
 PYTEST_ARGS ?=
 BENCH ?=
 

@@ -13,7 +13,9 @@ import sys
 
 BENCHMARKS: dict[str, str] = {
     "exporter_scrape": "scrape latency and body size vs prometheus-node-exporter",
-    "exporter_logs": "log lines/s on a 1M-line nginx log vs mtail",
+    "exporter_logs": "log lines/s on 1M-line nginx combined and main (format string) logs vs mtail",
+    "exporter_logs_adversarial": "CPU per byte on scanner-style access lines vs normal ones, vs mtail",
+    "exporter_logs_journald": "journal entries/s vs journalctl alone; CPU/RSS at 1,000 lines/s + 200 entries/s",
     "exporter_restart": "lines lost across an exporter restart vs mtail",
     "exporter_resources": "exporter CPU and RSS while tailing 1,000 lines/s",
     "discovery_scale": "25,000 registrations, 4 -> 5 shards, target latency",

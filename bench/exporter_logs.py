@@ -1,6 +1,8 @@
 """Log throughput: lines/s on a 1,000,000-line nginx combined log (with request time),
-fleet-exporter vs mtail counting the same things (lines; requests by method and
-status; response bytes; a request-duration histogram), in the same run.
+and on 1,000,000 lines of nginx's ``main`` format with fleet-exporter configured by the
+format string itself, fleet-exporter vs mtail counting the same things (lines; requests
+by method and status; response bytes; for combined a request-duration histogram), in
+the same run.
 
 Two measurements, each the same for both tools:
 (a) the whole file from its start, timed from process start: mtail --one_shot (reads
@@ -11,7 +13,7 @@ Two measurements, each the same for both tools:
     append until /metrics shows every line counted (polled every 50 ms).
 The in-process parse rate (no I/O, no HTTP) is printed as well.
 
-    .venv/bin/python -m bench.exporter_logs [--lines 1000000]
+    .venv/bin/python -m bench.exporter_logs [--lines 1000000] [--formats combined,main]
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.exporter_common import MTAIL_PROG, metric_sum, mtail, ours, workdir, write_log
+from bench.exporter_common import MTAIL_PROG, metric_sum, ours, workdir, write_log
+from bench.exporter_logs_common import MTAIL_MAIN_PROG, NGINX_MAIN, mtail_with, write_main_log
 
 APPEND_SECONDS: list[float] = []
 
@@ -45,17 +48,34 @@ def feed_time(proc, target: Path, source: Path, lines: int, name: str) -> tuple[
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--formats", default="combined,main")
     args = ap.parse_args()
+    for fmt in args.formats.split(","):
+        run(args, fmt)
+        print()
+
+
+def run(args: argparse.Namespace, fmt: str) -> None:
     wd = workdir("bench-logs-")
     src = wd / "source.log"
-    write_log(src, args.lines)
+    if fmt == "main":
+        write_main_log(src, args.lines)
+        prog = MTAIL_MAIN_PROG
+        # The format text itself, as a user copies it from nginx.conf (not the preset name).
+        extra = ", format: '" + NGINX_MAIN + "'"
+    else:
+        write_log(src, args.lines)
+        prog = MTAIL_PROG
+        extra = ""
     size = src.stat().st_size
     try:
         # In-process: the parser and counters alone.
         from exporter.logs.counters import SourceCounters
+        from exporter.logs.formats import compile_format
 
         data = src.read_bytes().split(b"\n")[:-1]
-        c = SourceCounters("bench", "nginx_access")
+        c = SourceCounters("bench", "nginx_access",
+                           parser=compile_format(NGINX_MAIN, "nginx") if fmt == "main" else None)
         t0 = time.perf_counter()
         for i in range(0, len(data), 5000):
             c.feed(data[i:i + 5000])
@@ -68,14 +88,14 @@ def main() -> None:
         whole = {}
         progs = wd / "progs"
         progs.mkdir(exist_ok=True)
-        (progs / "nginx.mtail").write_text(MTAIL_PROG)
+        (progs / "nginx.mtail").write_text(prog)
         t0 = time.perf_counter()
         subprocess.run(["/usr/bin/mtail", "--one_shot", "--one_shot_format", "prometheus", "--progs", str(progs),
                         "--logs", str(src), "--logtostderr", "--emit_prog_label=false"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
         whole["mtail"] = time.perf_counter() - t0
         cfg = wd / "whole.yml"
-        cfg.write_text(f"logs:\n  - {{path: {src}, type: nginx_access, name: bench, start_at: beginning}}\n"
+        cfg.write_text(f"logs:\n  - {{path: {src}, type: nginx_access, name: bench, start_at: beginning{extra}}}\n"
                        "collectors: {filesystem: false}\n")
         p = ours(wd, ["--config", str(cfg)])
         t0 = time.perf_counter()
@@ -93,10 +113,10 @@ def main() -> None:
             log = wd / f"access-{tool}.log"
             log.write_text("")
             if tool == "mtail":
-                p = mtail(wd, [log])
+                p = mtail_with(wd, [log], prog)
             else:
                 cfg = wd / "exporter.yml"
-                cfg.write_text(f"logs:\n  - {{path: {log}, type: nginx_access, name: bench}}\n"
+                cfg.write_text(f"logs:\n  - {{path: {log}, type: nginx_access, name: bench{extra}}}\n"
                                "collectors: {filesystem: false}\n")
                 p = ours(wd, ["--config", str(cfg), "--state-file", str(wd / "state.json")])
             p.start()
@@ -110,7 +130,9 @@ def main() -> None:
             finally:
                 p.stop()
         append_s = max(APPEND_SECONDS)
-        print(f"log: {args.lines} nginx combined lines with request time, {size / 2**20:.1f} MiB, appended at once")
+        what = "nginx main lines, exporter configured by the log_format text" if fmt == "main" else \
+            "nginx combined lines with request time"
+        print(f"log: {args.lines} {what}, {size / 2**20:.1f} MiB, appended at once")
         print(f"{'tool':16} {'seconds':>8} {'lines/s':>10} {'requests':>9} {'bytes_total':>13} {'hist_count':>10} "
               f"{'cpu s':>6} {'RSS MiB':>8}")
         for tool, (took, n, reqs, nbytes, hist, cpu, rss) in res.items():

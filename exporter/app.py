@@ -15,7 +15,7 @@ from exporter import __version__
 from exporter.collectors import Roots
 from exporter.config import ExporterConfig
 from exporter.host import HostMetrics, build_collectors
-from exporter.logs.manager import LogManager, LogSource
+from exporter.logs.manager import LogManager, source_from_config
 from exporter.metrics import Family, from_client, render
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,7 @@ class Exporter:
         self.host = HostMetrics(collectors, timeout=cfg.collector_timeout)
         t = cfg.tailing
         self.logs = LogManager(
-            [LogSource(path=e["path"], type=e["type"], name=e["name"], labels=e["labels"],
-                       start_at=e["start_at"], buckets=e["buckets"]) for e in cfg.logs],
+            [source_from_config(e) for e in cfg.logs],
             state_file=t.get("state_file"), poll_interval=t.get("poll_interval", 0.5),
             max_line=t.get("max_line_bytes", 1024 * 1024), label_cap=t.get("label_cap", 50),
             max_files=t.get("max_files", 100), rotate_grace=t.get("rotate_grace", 30.0),

@@ -40,7 +40,8 @@ def _collector_flags(f: Any) -> Any:
 @click.option("--listen", help=f"HOST:PORT to serve /metrics on (default {DEFAULT_LISTEN}).")
 @click.option("--log", "log_flags", multiple=True, metavar="TYPE:PATH",
               help="Tail a log: TYPE is syslog, nginx_access, apache_access, nginx_error or apache_error; "
-                   "PATH may be a glob. Repeatable.")
+                   "PATH may be a glob. 'journald' (or journald:DIRECTORY) follows the systemd journal. "
+                   "Repeatable.")
 @click.option("--zk", "zk_hosts", help="ZooKeeper hosts to register this exporter with (host:port,...).")
 @click.option("--web.config.file", "web_config_file", type=click.Path(dir_okay=False),
               help="exporter-toolkit web config (TLS, basic auth).")

@@ -15,6 +15,7 @@ import yaml
 
 from exporter.collectors import REGISTRY
 from exporter.logs.counters import DEFAULT_BUCKETS
+from exporter.logs.formats import FormatError, compile_format, dialect_of
 from exporter.logs.parsers import LOG_TYPES
 from fleetmon import strictyaml
 
@@ -226,13 +227,18 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
             bad(at, "must be a mapping with path and type")
             continue
         for k in entry:
-            if k not in ("path", "type", "name", "labels", "start_at", "buckets"):
-                bad(at + (k,), "unknown key (known: path, type, name, labels, start_at, buckets)")
+            if k not in LOG_KEYS:
+                bad(at + (k,), f"unknown key (known: {', '.join(LOG_KEYS)})")
         problems_before = len(problems)
-        if not isinstance(entry.get("path"), str) or not entry.get("path"):
+        journald = entry.get("type") == "journald"
+        if journald:
+            if "path" in entry:
+                bad(at + ("path",), "not used by journald sources (use directory: for a journal directory)")
+        elif not isinstance(entry.get("path"), str) or not entry.get("path"):
             bad(at + ("path",), "required: a file path or glob")
         if entry.get("type") not in LOG_TYPES:
             bad(at + ("type",), f"must be one of {', '.join(LOG_TYPES)}")
+        extra = _log_source_options(entry, at, bad)
         if "name" in entry and not (isinstance(entry["name"], str) and entry["name"]):
             bad(at + ("name",), "must be a non-empty string")
         labels = entry.get("labels") or {}
@@ -242,6 +248,8 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
             bad(at + ("labels",), "must map label names ([a-zA-Z_][a-zA-Z0-9_]*) to values")
         elif set(labels) & {"log", "method", "status", "level", "severity", "path", "le"}:
             bad(at + ("labels",), "must not use the reserved names log, method, status, level, severity, path, le")
+        elif entry.get("unit_label") is True and "unit" in labels:
+            bad(at + ("labels",), "must not use the name unit together with unit_label: true")
         if entry.get("start_at", "end") not in ("end", "beginning"):
             bad(at + ("start_at",), "must be end or beginning")
         buckets = entry.get("buckets", list(DEFAULT_BUCKETS))
@@ -249,10 +257,10 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
                 and all(isinstance(b, int | float) and not isinstance(b, bool) and b > 0 for b in buckets)):
             bad(at + ("buckets",), "must be a non-empty list of positive numbers (seconds)")
         if len(problems) == problems_before:
-            cfg.logs.append({"path": entry["path"], "type": entry["type"], "name": entry.get("name", ""),
+            cfg.logs.append({"path": entry.get("path", ""), "type": entry["type"], "name": entry.get("name", ""),
                              "labels": {k: str(v) for k, v in labels.items()},
-                             "start_at": entry.get("start_at", "end"), "buckets": tuple(buckets)})
-    names = [e["name"] or e["path"] for e in cfg.logs]
+                             "start_at": entry.get("start_at", "end"), "buckets": tuple(buckets), **extra})
+    names = [e["name"] or ("journald" if e["type"] == "journald" else e["path"]) for e in cfg.logs]
     for i, n in enumerate(names):
         if names.index(n) != i:
             bad(("logs", i, "name"), f"duplicate log name {n!r}")
@@ -310,9 +318,95 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
     return cfg
 
 
+LOG_KEYS = ("path", "type", "name", "labels", "start_at", "buckets", "format", "upstream_histogram",
+            "multiline", "fallback", "directory", "matches", "unit_label", "journalctl")
+_JOURNAL_MATCH = re.compile(r"[A-Z0-9_]+=.*|\+", re.S)
+
+
+def _log_source_options(entry: dict[str, Any], at: tuple, bad: Any) -> dict[str, Any]:
+    """The per-type options of one ``logs[]`` entry, validated; problems go to ``bad``."""
+    typ = entry.get("type")
+    out: dict[str, Any] = {}
+    access = isinstance(typ, str) and typ.endswith("_access")
+
+    def only(keys: tuple[str, ...], ok: bool, what: str) -> None:
+        for k in keys:
+            if k in entry and not ok:
+                bad(at + (k,), f"only for {what}")
+
+    only(("format", "upstream_histogram"), access, "nginx_access and apache_access logs")
+    journal = typ == "journald" or (typ == "syslog" and entry.get("fallback") == "journald")
+    only(("directory", "matches", "unit_label", "journalctl"), journal,
+         "type: journald (or type: syslog with fallback: journald)")
+    only(("fallback",), typ in ("syslog",), "type: syslog")
+    if access:
+        upstream = entry.get("upstream_histogram", False)
+        if not isinstance(upstream, bool):
+            bad(at + ("upstream_histogram",), "must be true or false")
+            upstream = False
+        fmt = entry.get("format")
+        if fmt is not None:
+            if not isinstance(fmt, str) or not fmt.strip():
+                bad(at + ("format",), "must be a preset name or a log format string")
+            else:
+                try:
+                    out["parser"] = compile_format(fmt.strip(), dialect_of(typ), upstream=upstream)
+                except FormatError as exc:
+                    bad(at + ("format",), str(exc))
+        elif upstream:
+            bad(at + ("upstream_histogram",), "needs a format: with $upstream_response_time")
+    if "multiline" in entry:
+        v = entry["multiline"]
+        if v is False:
+            out["continuation"] = (False, ())
+        elif v is True:
+            pass  # the type's default
+        elif isinstance(v, dict) and set(v) <= {"indented", "prefixes"} \
+                and isinstance(v.get("indented", True), bool) \
+                and isinstance(v.get("prefixes", []), list) \
+                and all(isinstance(p, str) and p for p in v.get("prefixes", [])):
+            out["continuation"] = (v.get("indented", True), tuple(v.get("prefixes", [])))
+        else:
+            bad(at + ("multiline",), "must be true, false or {indented: true|false, prefixes: [TEXT, ...]}")
+    if "fallback" in entry:
+        if entry["fallback"] == "journald":
+            out["fallback"] = "journald"
+        else:
+            bad(at + ("fallback",), "must be journald (follow the journal when the file does not exist)")
+    if typ == "journald" or out.get("fallback") == "journald":
+        if "directory" in entry:
+            if isinstance(entry["directory"], str) and entry["directory"]:
+                out["directory"] = entry["directory"]
+            else:
+                bad(at + ("directory",), "must be a journal directory path")
+        if "journalctl" in entry:
+            if isinstance(entry["journalctl"], str) and entry["journalctl"]:
+                out["journalctl"] = entry["journalctl"]
+            else:
+                bad(at + ("journalctl",), "must be the path of journalctl")
+        matches = entry.get("matches", [])
+        if isinstance(matches, list) and all(isinstance(m, str) and _JOURNAL_MATCH.fullmatch(m) for m in matches):
+            out["matches"] = tuple(matches)
+        else:
+            bad(at + ("matches",), 'must be a list of journalctl matches like "_SYSTEMD_UNIT=nginx.service" or "+"')
+        if "unit_label" in entry:
+            if isinstance(entry["unit_label"], bool):
+                out["unit_label"] = entry["unit_label"]
+            else:
+                bad(at + ("unit_label",), "must be true or false")
+    return out
+
+
 def parse_log_flag(value: str) -> dict[str, Any]:
-    """``TYPE:PATH`` (``--log nginx_access:/var/log/nginx/access.log``) -> a logs entry."""
+    """``TYPE:PATH`` (``--log nginx_access:/var/log/nginx/access.log``), ``journald`` or
+    ``journald:DIRECTORY`` -> a logs entry."""
     typ, sep, path = value.partition(":")
+    base = {"name": "", "labels": {}, "start_at": "end", "buckets": DEFAULT_BUCKETS}
+    if typ == "journald":
+        if sep and not path:
+            raise ValueError(f"--log {value!r}: expected journald or journald:DIRECTORY")
+        return {**base, "path": "", "type": "journald", **({"directory": path} if path else {})}
     if not sep or typ not in LOG_TYPES or not path:
-        raise ValueError(f"--log {value!r}: expected TYPE:PATH with TYPE one of {', '.join(LOG_TYPES)}")
-    return {"path": path, "type": typ, "name": "", "labels": {}, "start_at": "end", "buckets": DEFAULT_BUCKETS}
+        raise ValueError(f"--log {value!r}: expected TYPE:PATH with TYPE one of {', '.join(LOG_TYPES)}, "
+                         "or journald[:DIRECTORY]")
+    return {**base, "path": path, "type": typ}

@@ -1,13 +1,16 @@
 """Follows every configured log source in one background thread and exposes their
 counters.
 
-Each poll: expand each source's glob (new files are read from their start), check
-every followed file for rotation (rename: drain the old file, keep reading it for
+Each poll: read what every journald source's journalctl child printed; expand each
+source's glob (new files are read from their start), check every followed file for rotation (rename: drain the old file, keep reading it for
 ``rotate_grace`` seconds while the writer may still append, open the new one from
 0) or truncation (copytruncate: seek to 0), read the complete lines, feed the
-parser. (device, inode, offset) of every file is saved atomically to
-``state_file`` so a restart resumes where it stopped; a file rotated while we were
-down is found again by inode in its directory and drained first.
+parser. (device, inode, offset) of every file, the journal cursor of every journald
+source and the values of every counter are saved together, atomically, to
+``state_file``, so a restart resumes reading exactly where the counters stopped
+(exactly-once across SIGTERM and SIGKILL); a file rotated while we were down is found
+again by inode (rename) or by its first and last bytes (copytruncate) and drained
+first. A source the state file does not know yet starts at ``start_at`` (default end).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from exporter.logs.counters import DEFAULT_BUCKETS, SourceCounters
+from exporter.logs.formats import AccessParser
+from exporter.logs.journald import JournalFollower
 from exporter.logs.tailer import FileState, TailedFile
 from exporter.metrics import Family
 from fleetmon.atomic import write_atomic
@@ -34,12 +39,32 @@ class LogSource:
     type: str
     name: str = ""  # the ``log`` label; defaults to ``path``
     labels: dict[str, str] = field(default_factory=dict)
-    start_at: str = "end"  # where files present at the very first start begin: end | beginning
+    start_at: str = "end"  # where a source's files begin when the source is new: end | beginning
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    parser: AccessParser | None = None  # access logs: a compiled ``format:`` (None: combined + request time)
+    continuation: tuple[bool, tuple[str, ...]] | None = None  # (indented, prefixes); None: the type's default
+    # journald: a journal directory (default: the system journal), journalctl matches, a unit label
+    directory: str | None = None
+    matches: tuple[str, ...] = ()
+    unit_label: bool = False
+    journalctl: str = "journalctl"
+    fallback: str | None = None  # syslog: "journald" follows the journal when ``path`` does not exist
 
     def __post_init__(self) -> None:
+        if self.type == "syslog" and self.fallback == "journald" and not glob.has_magic(self.path) \
+                and not os.path.exists(self.path):
+            log.info("%s does not exist: following the systemd journal instead", self.path)
+            self.name = self.name or self.path
+            self.type = "journald"
         if not self.name:
-            self.name = self.path
+            self.name = "journald" if self.type == "journald" else self.path
+
+
+def source_from_config(entry: dict) -> LogSource:
+    """A LogSource from one validated ``logs[]`` entry of ExporterConfig."""
+    keys = ("path", "type", "name", "labels", "start_at", "buckets", "parser", "continuation", "directory",
+            "matches", "unit_label", "journalctl", "fallback")
+    return LogSource(**{k: entry[k] for k in keys if k in entry})
 
 
 class _Followed:
@@ -52,7 +77,8 @@ class _Followed:
 class LogManager:
     def __init__(self, sources: list[LogSource], state_file: str | None = None, poll_interval: float = 0.5,
                  max_line: int = 1024 * 1024, label_cap: int = 50, max_files: int = 100,
-                 rotate_grace: float = 30.0, state_interval: float = 1.0):
+                 rotate_grace: float = 30.0, state_interval: float = 1.0,
+                 journal_backoff: tuple[float, float] = (1.0, 60.0)):
         names = [s.name for s in sources]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -70,7 +96,12 @@ class LogManager:
         self.max_files = max_files
         self.rotate_grace = rotate_grace
         self.state_interval = state_interval
-        self.counters = {s.name: SourceCounters(s.name, s.type, label_cap, s.buckets) for s in sources}
+        self._label_cap = label_cap
+        self.counters = {s.name: self._new_counters(s) for s in sources}
+        self.journals: dict[str, JournalFollower] = {}
+        self._known: set[str] | None = None  # source names the state file knows (None: all, old state)
+        self._cursors: dict[str, str] = {}
+        self.state_restored = 0
         self.lock = threading.Lock()
         self.active: dict[str, _Followed] = {}  # path -> followed file
         self.draining: list[_Followed] = []  # rotated-away files still being read
@@ -80,6 +111,13 @@ class LogManager:
         self._saved_draining: list[tuple[str, str, FileState]] = []
         self._first_start = True
         self._load_state()
+        for s in sources:
+            if s.type == "journald":
+                new = self._known is not None and s.name not in self._known
+                self.journals[s.name] = JournalFollower(
+                    s.name, journalctl=s.journalctl, directory=s.directory, matches=s.matches,
+                    unit_label=s.unit_label, start_at=s.start_at,
+                    cursor=None if new else self._cursors.get(s.name), backoff=journal_backoff)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_state_write = 0.0
@@ -87,6 +125,10 @@ class LogManager:
         self.polls = 0
         self._more = False
         self._poll_done = threading.Condition()
+
+    def _new_counters(self, s: LogSource) -> SourceCounters:
+        return SourceCounters(s.name, s.type, self._label_cap, s.buckets, parser=s.parser,
+                              continuation=s.continuation, unit_label=s.unit_label)
 
     # ------------------------------------------------------------------ state
     def _load_state(self) -> None:
@@ -98,6 +140,8 @@ class LogManager:
             self._saved = {p: FileState.from_json(d) for p, d in data.get("files", {}).items()}
             self._saved_draining = [(str(d["path"]), str(d["log"]), FileState.from_json(d))
                                     for d in data.get("draining", [])]
+            if "sources" in data:
+                self._restore_counters(data)
             self._first_start = False
         except FileNotFoundError:
             pass
@@ -105,23 +149,49 @@ class LogManager:
             # A corrupt state file must not stop the exporter: start as on first start.
             log.warning("ignoring unreadable log state file %s: %s", self.state_file, exc)
 
+    def _restore_counters(self, data: dict) -> None:
+        """Counter values and journal cursors saved with the offsets (state version 2)."""
+        saved = data["sources"]
+        self._known = set(saved)
+        self._cursors = {str(k): str(v) for k, v in (data.get("journal") or {}).items()}
+        self.state_restored = int(data.get("restored", 0)) + 1
+        by_name = {s.name: s for s in self.sources}
+        for name, c in list(self.counters.items()):
+            if name not in saved:
+                continue
+            try:
+                if not c.restore(saved[name]):
+                    # Its type changed: the saved offsets describe another parse; restart the counts.
+                    log.warning("log %s: saved counters are for another log type; starting them from 0", name)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("log %s: saved counters unreadable (%s); starting them from 0", name, exc)
+                self.counters[name] = self._new_counters(by_name[name])  # nothing half-restored
+        log.info("log counters restored from %s (they continue across restarts)", self.state_file)
+
+    def snapshot(self) -> dict:
+        """Offsets, cursors and counter values at one instant (under the lock)."""
+        files = {p: f.tf.state().to_json() for p, f in self.active.items()}
+        draining = [{"path": f.tf.path, "log": f.source.name, **f.tf.state().to_json()}
+                    for f in self.draining if f.tf.fd >= 0]
+        # Keep entries of files we are not following right now (unreadable, vanished
+        # for a moment) so a later start still knows them.
+        for p, st in list(self._saved.items()):
+            if os.path.exists(p):
+                files.setdefault(p, st.to_json())
+            else:
+                del self._saved[p]  # gone for good: forget it
+        journal = {name: j.cursor for name, j in self.journals.items() if j.cursor}
+        return {"version": 2, "files": files, "draining": draining, "journal": journal,
+                "sources": {name: c.to_json() for name, c in self.counters.items()},
+                "restored": self.state_restored}
+
     def save_state(self) -> None:
         if not self.state_file:
             return
         with self.lock:
-            files = {p: f.tf.state().to_json() for p, f in self.active.items()}
-            draining = [{"path": f.tf.path, "log": f.source.name, **f.tf.state().to_json()}
-                        for f in self.draining if f.tf.fd >= 0]
-            # Keep entries of files we are not following right now (unreadable, vanished
-            # for a moment) so a later start still knows them.
-            for p, st in list(self._saved.items()):
-                if os.path.exists(p):
-                    files.setdefault(p, st.to_json())
-                else:
-                    del self._saved[p]  # gone for good: forget it
+            state = self.snapshot()
         try:
-            write_atomic(self.state_file, json.dumps({"version": 1, "files": files, "draining": draining},
-                                                     sort_keys=True))
+            write_atomic(self.state_file, json.dumps(state, sort_keys=True))
             self._state_dirty = False
             self._state_error_logged = False
         except OSError as exc:
@@ -138,7 +208,11 @@ class LogManager:
             if saved is not None:
                 tf = self._resume(path, saved, source, counters)
             else:
-                from_end = at_startup and self._first_start and source.start_at == "end"
+                # A source new to this host (no state, or a state file that does not know it)
+                # starts its present files at start_at; a known source's files that appeared
+                # while we were down, and files that appear later, are read from the start.
+                new_source = self._first_start or (self._known is not None and source.name not in self._known)
+                from_end = at_startup and new_source and source.start_at == "end"
                 tf = TailedFile(path, offset=None if from_end else 0, max_line=self.max_line)
         except FileNotFoundError:
             return
@@ -160,10 +234,14 @@ class LogManager:
         if (st.st_dev, st.st_ino) == (saved.dev, saved.ino):
             tf = TailedFile(path, offset=0, max_line=self.max_line)
             head_now = tf.head[: len(bytes.fromhex(saved.head))].hex()
-            if st.st_size >= saved.offset and head_now == saved.head:
+            if st.st_size >= saved.offset and head_now == saved.head and self._tail_matches(tf, saved):
                 tf.offset = saved.offset
             else:
-                counters.rotations += 1  # truncated while we were down
+                # Truncated while we were down (copytruncate): the lines after our offset
+                # live on in the copy beside it.
+                counters.rotations += 1
+                self._recover_copy(path, source, counters, bytes.fromhex(saved.head), saved.offset,
+                                   bytes.fromhex(saved.tail), saved.ino)
             return tf
         # Rotated while we were down: find the old inode beside it and drain it first.
         old = self._find_inode(os.path.dirname(path) or ".", saved)
@@ -192,24 +270,32 @@ class LogManager:
             return None
         return None
 
-    def _recover_copy(self, path: str, f: _Followed) -> None:
-        tf = f.tf
-        if not tf.head or tf.offset == 0:
+    @staticmethod
+    def _tail_matches(tf: TailedFile, saved: FileState) -> bool:
+        if not saved.tail:
+            return True
+        tail = bytes.fromhex(saved.tail)
+        return os.pread(tf.fd, len(tail), saved.offset - len(tail)) == tail
+
+    def _recover_copy(self, path: str, source: LogSource, counters: SourceCounters, head: bytes, offset: int,
+                      tail: bytes, ino: int) -> None:
+        """Read the lines after ``offset`` from the copy copytruncate left beside ``path``:
+        the newest sibling with the same first bytes and the same bytes before ``offset``."""
+        if not head or offset == 0:
             return
-        head = tf.head[: min(len(tf.head), tf.offset)]
+        head = head[: min(len(head), offset)]
         directory, base = os.path.split(path)
         try:
             names = [n for n in os.listdir(directory or ".") if n.startswith(base) and n != base]
         except OSError:
             return
-        tail = tf.tail
         cands = []
         for n in names:
             try:
                 st = os.stat(os.path.join(directory, n))
             except OSError:
                 continue
-            if st.st_ino != tf.ino and st.st_size > tf.offset:
+            if st.st_ino != ino and st.st_size > offset:
                 cands.append((-st.st_mtime, n))
         for _, n in sorted(cands):  # newest first: the copy was just made
             cand = os.path.join(directory, n)
@@ -217,14 +303,14 @@ class LogManager:
                 with open(cand, "rb") as fh:
                     if fh.read(len(head)) != head:
                         continue
-                    fh.seek(tf.offset - len(tail))
+                    fh.seek(offset - len(tail))
                     if fh.read(len(tail)) != tail:
                         continue
-                copy = TailedFile(cand, offset=tf.offset, max_line=self.max_line)
+                copy = TailedFile(cand, offset=offset, max_line=self.max_line)
             except OSError:
                 continue
             try:
-                self._read(_Followed(f.source, f.counters, copy))
+                self._read(_Followed(source, counters, copy))
             finally:
                 copy.close()
             return
@@ -282,7 +368,8 @@ class LogManager:
         if changed and tf.truncated(st.st_size):
             # copytruncate: the lines after our offset live on only in the copy; find it
             # beside the file (same first bytes, at least as long) and read them from it.
-            self._recover_copy(path, f)
+            if tf.head and tf.offset:
+                self._recover_copy(path, f.source, f.counters, tf.head, tf.offset, tf.tail, tf.ino)
             tf.reset()
             with self.lock:
                 f.counters.rotations += 1
@@ -306,13 +393,33 @@ class LogManager:
             self.draining.append(_Followed(source, self.counters[name], tf))
         self._saved_draining = []
 
+    def _poll_journals(self) -> None:
+        for name, j in self.journals.items():
+            counters = self.counters[name]
+            lines, failed = j.read()
+            if lines or failed:
+                with self.lock:
+                    if lines:
+                        cursor = counters.feed_journal(lines)
+                        if cursor is not None:
+                            j.cursor = cursor
+                    if failed:
+                        counters.read_errors += 1
+                self._state_dirty = True
+            if j.more:
+                self._more = True
+
     def poll(self, at_startup: bool = False) -> bool:
         """One pass over every source and file (the background thread calls this).
         Returns True when some file has more data than one pass reads."""
         self._more = False
+        if self.journals:
+            self._poll_journals()
         if self._saved_draining:
             self._restore_draining()
         for source in self.sources:
+            if source.type == "journald":
+                continue
             try:
                 paths = sorted(glob.glob(source.path)) if glob.has_magic(source.path) else [source.path]
             except OSError:
@@ -362,7 +469,14 @@ class LogManager:
             if not more:
                 self._stop.wait(self.poll_interval)
 
+    def start_journals(self) -> LogManager:
+        """Pin where each journald source starts (see JournalFollower.resolve_start)."""
+        for j in self.journals.values():
+            j.resolve_start()
+        return self
+
     def start(self) -> LogManager:
+        self.start_journals()
         self._thread = threading.Thread(target=self._run, name="log-tailer", daemon=True)
         self._thread.start()
         return self
@@ -371,6 +485,8 @@ class LogManager:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        for j in self.journals.values():
+            j.stop()
         self.save_state()
         for f in list(self.active.values()) + self.draining:
             f.tf.close()
@@ -390,6 +506,8 @@ class LogManager:
             "bytes": Family("fleetmon_http_response_bytes_total", "counter", "Bytes sent in HTTP responses."),
             "dur": Family("fleetmon_http_request_duration_seconds", "histogram",
                           "HTTP request duration from the access log's request time."),
+            "updur": Family("fleetmon_http_upstream_response_duration_seconds", "histogram",
+                            "Upstream response time from the access log's $upstream_response_time."),
             "err": Family("fleetmon_webserver_errors_total", "counter", "Web server error log entries by level."),
             "sys": Family("fleetmon_syslog_messages_total", "counter", "Syslog messages by severity."),
             "lines": Family("fleetmon_log_lines_total", "counter", "Log lines read."),
@@ -399,6 +517,12 @@ class LogManager:
                           "Log rotations seen (rename or truncation)."),
             "rerr": Family("fleetmon_log_read_errors_total", "counter",
                            "Errors opening or reading log files."),
+            "cont": Family("fleetmon_log_continuation_lines_total", "counter",
+                           "Lines that continue the record before them (multi-line records)."),
+            "jrst": Family("fleetmon_journald_restarts_total", "counter",
+                           "journalctl children that exited or could not be started."),
+            "restored": Family("fleetmon_log_state_restored_total", "counter",
+                               "Starts that restored log counters, offsets and cursors from the state file."),
             "lag": Family("fleetmon_log_lag_bytes", "gauge", "Bytes between our offset and the end of the file."),
             "files": Family("fleetmon_log_files", "gauge", "Log files followed (including rotated ones draining)."),
         }
@@ -413,22 +537,31 @@ class LogManager:
                 fams["perr"].add_labels(base, c.parse_errors)
                 fams["rot"].add_labels(base, c.rotations)
                 fams["rerr"].add_labels(base, c.read_errors)
-                fams["files"].add_labels(base, nfiles.get(name, 0))
+                fams["cont"].add_labels(base, c.continuations)
+                if c.type == "journald":
+                    fams["jrst"].add_labels(base, self.journals[name].restarts)
+                else:
+                    fams["files"].add_labels(base, nfiles.get(name, 0))
                 if c.type.endswith("_access"):
                     for (method, status), n in sorted(c.requests.items()):
                         fams["req"].add_labels({**base, "method": method, "status": status}, n)
                     fams["bytes"].add_labels(base, c.response_bytes)
-                    if c.hist_count:
-                        for le, n in c.cumulative_buckets():
-                            fams["dur"].add_labels({**base, "le": le}, n, "_bucket")
-                        fams["dur"].add_labels(base, c.hist_sum, "_sum")
-                        fams["dur"].add_labels(base, c.hist_count, "_count")
+                    for key, h in (("dur", c.duration), ("updur", c.upstream)):
+                        if h is not None and h.count:
+                            for le, n in h.cumulative():
+                                fams[key].add_labels({**base, "le": le}, n, "_bucket")
+                            fams[key].add_labels(base, h.sum, "_sum")
+                            fams[key].add_labels(base, h.count, "_count")
                 elif c.type.endswith("_error"):
                     for level, n in sorted(c.levels.items()):
                         fams["err"].add_labels({**base, "level": level}, n)
                 else:
                     for sev, n in sorted(c.severities.items()):
                         fams["sys"].add_labels({**base, "severity": sev}, n)
+                    for (unit, sev), n in sorted(c.unit_severities.items()):
+                        fams["sys"].add_labels({**base, "unit": unit, "severity": sev}, n)
+            if self.state_file:
+                fams["restored"].add_labels({}, self.state_restored)
             for (name, path), lag in sorted(self.lag.items()):
                 fams["lag"].add_labels({"log": name, **by_name[name].labels, "path": path}, lag)
         return [f for f in fams.values() if f.samples]

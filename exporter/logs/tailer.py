@@ -27,13 +27,14 @@ class FileState:
     ino: int
     offset: int
     head: str  # hex of the first bytes (up to HEAD_BYTES), to notice truncate-and-regrow
+    tail: str = ""  # hex of the bytes just before ``offset``: finds the copytruncate copy after a restart
 
     def to_json(self) -> dict:
-        return {"dev": self.dev, "ino": self.ino, "offset": self.offset, "head": self.head}
+        return {"dev": self.dev, "ino": self.ino, "offset": self.offset, "head": self.head, "tail": self.tail}
 
     @classmethod
     def from_json(cls, d: dict) -> FileState:
-        return cls(int(d["dev"]), int(d["ino"]), int(d["offset"]), str(d.get("head", "")))
+        return cls(int(d["dev"]), int(d["ino"]), int(d["offset"]), str(d.get("head", "")), str(d.get("tail", "")))
 
 
 class TailedFile:
@@ -83,7 +84,8 @@ class TailedFile:
             return b""
 
     def state(self) -> FileState:
-        return FileState(self.dev, self.ino, self.offset, self.head[: min(len(self.head), self.offset)].hex())
+        return FileState(self.dev, self.ino, self.offset, self.head[: min(len(self.head), self.offset)].hex(),
+                         self.tail.hex())
 
     def truncated(self, size: int) -> bool:
         """True when the file was truncated (size below our offset, or its head rewritten)."""

@@ -118,7 +118,9 @@ def test_restart_resumes_without_loss_including_rotation_while_down(tmp_path: Pa
     m2 = make(tmp_path, str(log), start_at="end")
     m2.poll(at_startup=True)
     c = m2.counters["web"]
-    assert c.requests == {("GET", "201"): 33, ("GET", "202"): 44}
+    # Counters continue from the saved values (they do not reset on restart).
+    assert c.requests == {("GET", "200"): 100, ("GET", "201"): 33, ("GET", "202"): 44}
+    assert m2.state_restored == 1
     append(log, [access_line(i, status=203) for i in range(5)])
     m2.poll()
     assert c.requests[("GET", "203")] == 5
@@ -126,7 +128,8 @@ def test_restart_resumes_without_loss_including_rotation_while_down(tmp_path: Pa
     # A third start: nothing new, nothing counted twice.
     m3 = make(tmp_path, str(log))
     m3.poll(at_startup=True)
-    assert total_requests(m3) == 0
+    assert total_requests(m3) == 100 + 33 + 44 + 5
+    assert m3.state_restored == 2
     m3.stop()
 
 
@@ -138,7 +141,7 @@ def test_new_file_while_down_is_read_from_start(tmp_path: Path) -> None:
     (tmp_path / "y.log").write_text("".join(access_line(i) for i in range(8)))
     m2 = make(tmp_path, str(tmp_path / "*.log"), start_at="end")
     m2.poll(at_startup=True)
-    assert total_requests(m2) == 8
+    assert total_requests(m2) == 8 + 0  # x.log's 3 lines were before the first start
     m2.stop()
 
 
@@ -154,7 +157,7 @@ def test_partial_binary_and_overlong_lines(tmp_path: Path) -> None:
     append(log, full[30:])
     m.poll()
     c = m.counters["web"]
-    assert c.lines == 1 and c.requests == {("GET", "200"): 1} and c.hist_count == 1
+    assert c.lines == 1 and c.requests == {("GET", "200"): 1} and c.duration.count == 1
     with open(log, "ab") as fh:
         fh.write(os.urandom(4096).replace(b"\n", b"x") + b"\n")  # binary garbage
         fh.write(b"\x00\xff\xfe" * 10 + b"\n")
@@ -244,7 +247,6 @@ def test_any_interleaving_of_writes_polls_and_rotations_counts_each_line_once(tm
     m.poll(at_startup=True)
     seq = 0
     rot = 0
-    before_restarts = 0
     last_old = None
 
     def lines(n: int) -> bytes:
@@ -290,7 +292,6 @@ def test_any_interleaving_of_writes_polls_and_rotations_counts_each_line_once(tm
             m.poll()
         elif op == "restart":
             m.stop()  # rotated files still being drained are carried across the restart
-            before_restarts += m.counters["web"].lines
             with open(log, "ab") as fh:
                 fh.write(lines(a))  # written while down
             if last_old is not None:
@@ -308,7 +309,7 @@ def test_any_interleaving_of_writes_polls_and_rotations_counts_each_line_once(tm
     m.poll()
     c = m.counters["web"]
     assert c.parse_errors == 0
-    assert before_restarts + c.lines == seq
+    assert c.lines == seq  # counters continue across restarts: no loss, no double count
     assert c.lines == sum(c.requests.values())
     m.stop()
 
@@ -349,3 +350,37 @@ def test_hostile_file_names_render_as_valid_exposition(tmp_path: Path) -> None:
     assert len(paths) == 3 and str(odd[0]) in paths and str(odd[1]) in paths
     assert sum(m.counters["web"].requests.values()) == 3
     m.stop()
+
+
+def test_source_added_to_a_host_with_a_state_file_starts_at_start_at(tmp_path: Path) -> None:
+    """A config rollout adds a log to hosts that already have a state file: its old lines
+    are not replayed (start_at: end, the default), or are read when asked (beginning)."""
+    web = tmp_path / "access.log"
+    append(web, [access_line(i) for i in range(5)])
+    m = LogManager([LogSource(path=str(web), type="nginx_access", name="web", start_at="beginning")],
+                   state_file=str(tmp_path / "state.json"))
+    m.poll(at_startup=True)
+    m.stop()
+    old = tmp_path / "old.log"
+    append(old, [access_line(i, status=500) for i in range(1000)])
+    again = tmp_path / "again.log"
+    append(again, [access_line(i, status=503) for i in range(7)])
+    m2 = LogManager([LogSource(path=str(web), type="nginx_access", name="web", start_at="beginning"),
+                     LogSource(path=str(old), type="nginx_access", name="old"),
+                     LogSource(path=str(again), type="nginx_access", name="again", start_at="beginning")],
+                    state_file=str(tmp_path / "state.json"))
+    m2.poll(at_startup=True)
+    assert m2.counters["old"].lines == 0  # 1,000 old 500s are not counted at once
+    assert m2.counters["again"].requests == {("GET", "503"): 7}
+    assert m2.counters["web"].lines == 5  # a known source resumes (its counters too)
+    append(old, [access_line(i, status=500) for i in range(3)])
+    m2.poll()
+    assert m2.counters["old"].requests == {("GET", "500"): 3}
+    m2.stop()
+    # From now on the state file knows "old": a restart resumes it from its offset.
+    append(old, [access_line(i, status=500) for i in range(4)])
+    m3 = LogManager([LogSource(path=str(old), type="nginx_access", name="old")],
+                    state_file=str(tmp_path / "state.json"))
+    m3.poll(at_startup=True)
+    assert m3.counters["old"].requests == {("GET", "500"): 7}
+    m3.stop()
