@@ -177,9 +177,9 @@ def read_env_file(path: str) -> dict[str, str]:
     return env
 
 
-def unit_command(path: Path, key: str) -> tuple[list[list[str]], dict[str, str], str, str]:
-    """The unit's ``key`` commands with variables expanded, the environment, User and Group."""
-    svc = unit_service(path)
+def unit_command(path: Path, key: str, instance: str = "") -> tuple[list[list[str]], dict[str, str], str, str]:
+    """The unit's ``key`` commands with variables and %i expanded, the environment, User and Group."""
+    svc = [(k, v.replace("%i", instance)) for k, v in unit_service(path)]
     user = next(v for k, v in svc if k == "User")
     group = next((v for k, v in svc if k == "Group"), user)
     pw = pwd.getpwnam(user)
@@ -216,15 +216,13 @@ def as_unit_user(argv: list[str], env: dict[str, str], user: str, group: str) ->
             "--", *argv]
 
 
-def run_unit(path: Path, log: Path) -> subprocess.Popen:
-    pre, env, user, group = unit_command(path, "ExecStartPre")
+def run_unit(path: Path, log: Path, instance: str = "") -> subprocess.Popen:
+    pre, env, user, group = unit_command(path, "ExecStartPre", instance)
     for argv in pre:
-        if argv[0] == "/usr/bin/install":  # runs as root in systemd only with '+'; harmless here
-            continue
         res = subprocess.run(as_unit_user(argv, env, user, group), env=env, cwd="/", capture_output=True,
                              text=True, timeout=120)
         assert res.returncode == 0, f"{path.name} ExecStartPre {argv}: {res.stdout}{res.stderr}"
-    (start,), env, user, group = unit_command(path, "ExecStart")
+    (start,), env, user, group = unit_command(path, "ExecStart", instance)
     with open(log, "wb") as out:
         return subprocess.Popen(as_unit_user(start, env, user, group), env=env, cwd="/", stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -266,6 +264,7 @@ def test_users_directories_and_conffiles(machine):
     assert owner_mode("/var/lib/fleetmon") == ("fleetmon", "fleetmon", 0o750)
     assert owner_mode("/var/lib/fleetmon/alert-router") == ("fleetmon", "fleetmon", 0o700)
     assert owner_mode("/etc/fleetmon/alert-router.token") == ("root", "fleetmon", 0o640)
+    assert owner_mode("/etc/prometheus/fleetmon-rules") == ("prometheus", "prometheus", 0o755)
     assert len(Path("/etc/fleetmon/alert-router.token").read_text().strip()) >= 32
     conffiles = {}
     for pkg in PACKAGES:
@@ -345,6 +344,33 @@ def test_router_unit_serves_as_its_user(machine):
     assert state and all(owner_mode(str(p))[0] == "fleetmon" for p in state)
 
 
+def test_discovery_unit_writes_targets_as_prometheus(machine, zk_server):
+    from discovery.registry import Registrar
+
+    root = f"/deb-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    targets = Path(f"/var/lib/prometheus/fleetmon/targets-{uuid.uuid4().hex[:8]}.json")
+    env_file = Path("/etc/fleetmon/discovery-s1.env")
+    env_file.write_text(f"FLEETMON_ZK={zk_server.hosts}\nREPLICA=a\nPROMETHEUS_URL=http://127.0.0.1:{free_port()}\n"
+                        f"RULES_DIR=/etc/prometheus/fleetmon-rules\nTARGETS_FILE={targets}\n"
+                        f"LISTEN=127.0.0.1:{port}\nEXTRA_ARGS=--root {root} --debounce 0.2\n")
+    reg = Registrar(zk_server.hosts, root=root)
+    reg.start()
+    reg.add("host-deb-1", "127.0.0.1:9", labels={"datacenter": "dc1", "role": "web", "env": "test"})
+    out = machine["tmp"] / "discovery.log"
+    proc = run_unit(UNITS / "fleet-discovery@.service", out, instance="s1")
+    try:
+        wait_served(proc, out, f"http://127.0.0.1:{port}/metrics")
+        assert proc_user(proc.pid) == "prometheus"
+        wait_until(lambda: targets.exists() and "host-deb-1" in targets.read_text(), timeout=60,
+                   what="the sidecar's targets file")
+        assert owner_mode(str(targets))[0] == "prometheus"
+    finally:
+        stop(proc)
+        reg.stop(deregister=True)
+        env_file.unlink()  # the admin's file: dpkg leaves it, so the test takes it away
+
+
 def test_upgrade_keeps_the_edited_conffile(machine):
     new = [repack(machine["debs"][p], "0.1.0-2", machine["tmp"]) for p in PACKAGES]
     sh("dpkg", "-i", *map(str, new))
@@ -370,7 +396,8 @@ def test_remove_then_purge_leaves_nothing(machine):
                "/etc/fleetmon/alert-router.token", "/etc/fleetmon/recipients.yaml", "/etc/default/fleet-exporter",
                "/var/lib/fleet-exporter", "/var/lib/fleet-exporter/offsets.json", "/var/lib/fleetmon",
                "/var/lib/fleetmon/alert-router"}
-    assert {p for p in left if not p.startswith("/var/lib/fleetmon/alert-router/")} <= allowed
+    data = ("/var/lib/fleetmon/alert-router/", "/var/lib/prometheus/fleetmon", "/etc/prometheus/fleetmon-rules")
+    assert {p for p in left if not p.startswith(data)} <= allowed
     assert not [p for p in left if p.startswith(("/usr/", "/lib/"))], left
     sh("dpkg", "--purge", *PACKAGES)
     assert fleet_paths() - machine["before"] == set()
