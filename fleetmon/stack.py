@@ -521,8 +521,9 @@ def start(n_hosts: int, keep_alert_state: bool = False) -> int:
         (RUN / d).mkdir(exist_ok=True)
     for stale in (RUN / "pids").glob("*.pid"):
         stale.unlink()
-    if not keep_alert_state:
-        reset_alert_state(RUN)
+    if not keep_alert_state and reset_alert_state(RUN):
+        print("alerting state: clean (the last run's Alertmanager notification log removed; "
+              "--keep-alert-state keeps it)")
     token_file = RUN / "alert-router" / "token"
     token_file.parent.mkdir(parents=True, exist_ok=True)
     if not token_file.exists():
