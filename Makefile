@@ -11,16 +11,26 @@ DEB_STAMP := $(VENV)/.debs
 # Real servers the tests and the local stack run (Debian 12 packages).
 DEB_PKGS := prometheus prometheus-alertmanager zookeeper prometheus-node-exporter mtail \
             chromium victoria-metrics openssl systemd-journal-remote
+# What `make deb` needs to build and check fleetmon's own Debian packages.
+DEB_BUILD_PKGS := debhelper dh-virtualenv dpkg-dev build-essential fakeroot lintian python3-venv python3-dev
+DEB_OUT ?= build/deb
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: install debs test run stop status bench lint dashboards recording-rules screenshots clean
+.PHONY: install debs deb-build-deps deb wheel test run stop status bench lint dashboards recording-rules screenshots clean
 
 install: $(STAMP)
 
 # Debian packages: only the missing ones, non-interactively; apt-get update only when needed.
 debs:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@$(MAKE) --no-print-directory need-debs PKGS="$(DEB_PKGS)"
+
+deb-build-deps:
+	@$(MAKE) --no-print-directory need-debs PKGS="$(DEB_BUILD_PKGS)"
+
+.PHONY: need-debs
+need-debs:
+	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -69,6 +79,23 @@ recording-rules: install
 # Refresh the console screenshots docs/dashboards.md shows (a real Chromium on real data).
 screenshots: install
 	FLEETMON_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/dashboards/test_consoles.py
+
+# Wheel and sdist in dist/ (python -m build: the sdist, then the wheel built from it).
+wheel: install
+	$(PY) -m build --outdir dist .
+
+# fleetmon-exporter and fleetmon-server .debs in $(DEB_OUT)/ (dh-virtualenv; docs/deploy.md), then
+# lintian. Built from a copy of the checkout (tracked and new files), because dpkg-buildpackage
+# writes its results beside the source tree. PATH is Debian's own: no pyenv shim or venv python.
+deb: deb-build-deps
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src
+	git ls-files -z --cached --others --exclude-standard | \
+	  (while IFS= read -r -d '' f; do [ -e "$$f" ] && printf '%s\0' "$$f"; done) | \
+	  xargs -0 cp -P --parents -t $(DEB_OUT)/src
+	cd $(DEB_OUT)/src && env -u VIRTUAL_ENV -u PYTHONPATH PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+	  dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(DEB_OUT)/*.changes
+	@ls -l $(DEB_OUT)/*.deb
 
 lint: install
 	$(VENV)/bin/ruff check .

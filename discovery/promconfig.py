@@ -1,4 +1,4 @@
-"""Render prometheus/shard.yml.tmpl: the Prometheus config of one shard replica."""
+"""Render prometheus/shard.yml.tmpl (shipped as package data): the Prometheus config of one shard replica."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from string import Template
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "prometheus" / "shard.yml.tmpl"
+from fleetmon.resources import prometheus_file
+
+TEMPLATE = prometheus_file("shard.yml.tmpl")
 
 
 def render_shard_config(shard: str, replica: str, targets_file: str, sidecar_address: str,
@@ -16,7 +18,7 @@ def render_shard_config(shard: str, replica: str, targets_file: str, sidecar_add
                         template: str | Path | None = None, shipped_rules_glob: str = "shard-rules/*.yml") -> str:
     """The rendered YAML text. Relative paths resolve against the rendered file's directory. Values are inserted JSON-quoted (JSON is YAML), so no value
     can break the document's structure."""
-    text = Path(template or TEMPLATE).read_text()
+    text = Path(template).read_text() if template else TEMPLATE.read_text()
     values = {
         "SHARD": shard, "REPLICA": replica, "TARGETS_FILE": str(targets_file),
         "SIDECAR_ADDRESS": sidecar_address, "PROMETHEUS_ADDRESS": prometheus_address,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetmon.resources import prometheus_file, real_path
 from fleetmon.zk import ENV_INSECURE, ZkSecurityError, env_flag
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,7 +292,7 @@ def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
     shipped = pdir / "shard-rules"
     shipped.mkdir(parents=True, exist_ok=True)
     for name in ("recording.yml", "fleet.yml"):
-        shutil.copy(REPO / "prometheus" / "rules" / name, shipped / name)
+        (shipped / name).write_bytes(prometheus_file("rules", name).read_bytes())
     return render_shard_config(
         shard=shard, replica="r1", targets_file="targets.json",
         sidecar_address=f"{HOST}:{port[f'sidecar-{shard}']}",
@@ -329,8 +330,8 @@ def _router_scrape_over_https(path: Path) -> None:
 def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any]:
     import yaml
 
-    src = REPO / "prometheus" / "alertmanager.yml"
-    cfg = yaml.safe_load(src.read_text()) if src.exists() else {
+    src = prometheus_file("alertmanager.yml")
+    cfg = yaml.safe_load(src.read_text()) if src.is_file() else {
         "route": {"receiver": "alert-router", "group_by": ["alertname", "notify", "severity"],
                   "group_wait": "10s", "group_interval": "30s", "repeat_interval": "4h"},
         "receivers": [{"name": "alert-router", "webhook_configs": [{"send_resolved": True}]}]}
@@ -344,8 +345,8 @@ def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any
 
 
 def console_dirs() -> tuple[Path, Path]:
-    ours = REPO / "prometheus" / "consoles"
-    libs = REPO / "prometheus" / "console_libraries"
+    ours = real_path(prometheus_file("consoles"))
+    libs = real_path(prometheus_file("console_libraries"))
     debian = Path("/usr/share/doc/prometheus/examples")
     return (ours if ours.is_dir() else debian / "consoles",
             libs if libs.is_dir() else debian / "console_libraries")
@@ -405,7 +406,7 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
                           lambda: http_ok(u("mailbox", "/healthz")), u("mailbox", "/"),
                           f"Mailbox: mail the router sent (SMTP on {HOST}:{port['smtp']})"))
     else:
-        missing.append("local SMTP server (pip install aiosmtpd)")
+        missing.append("local SMTP server (the [stack] extra: pip install 'fleetmon[stack]')")
 
     if have_module("alert_router.cli"):
         RUN.joinpath("alert-router").mkdir(parents=True, exist_ok=True)
@@ -437,6 +438,7 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
         procs.append(Proc("alertmanager", [am, f"--config.file={adir / 'alertmanager.yml'}",
                                            f"--storage.path={adir / 'data'}",
                                            f"--web.listen-address={HOST}:{port['alertmanager']}",
+                                           f"--web.external-url={u('alertmanager')}",
                                            "--cluster.listen-address="],
                           lambda: http_ok(u("alertmanager", "/-/ready")), u("alertmanager", "/"), "Alertmanager"))
     else:
@@ -457,7 +459,7 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
             procs.append(Proc(name, [prom, f"--config.file={pdir / 'prometheus.yml'}",
                                      f"--storage.tsdb.path={pdir / 'data'}",
                                      f"--web.listen-address={HOST}:{port[name]}", "--web.enable-lifecycle",
-                                     "--storage.tsdb.retention.time=2d"],
+                                     f"--web.external-url={u(name)}", "--storage.tsdb.retention.time=2d"],
                               lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/classic/graph"),
                               f"Prometheus shard {shard}", timeout=90, probe=u(name, "/-/ready")))
         if have_discovery:
@@ -476,14 +478,15 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
 
     gdir = RUN / "prometheus-global"
     (gdir / "targets").mkdir(parents=True, exist_ok=True)
-    global_yml = REPO / "prometheus" / "global.yml"
+    shipped = real_path(prometheus_file())  # prometheus/ in a checkout, fleetmon/prometheus/ installed
+    global_yml = shipped / "global.yml"
     if prom and global_yml.exists():
         # global.yml's paths are relative to its directory: give it a copy with rules/ and targets/.
         shutil.copy(global_yml, gdir / "prometheus.yml")
         _router_scrape_over_https(gdir / "prometheus.yml")
         if (gdir / "rules").is_symlink() or (gdir / "rules").exists():
             (gdir / "rules").unlink() if (gdir / "rules").is_symlink() else shutil.rmtree(gdir / "rules")
-        (gdir / "rules").symlink_to(REPO / "prometheus" / "rules")
+        (gdir / "rules").symlink_to(shipped / "rules")
         tfiles = {"alertmanagers.json": [{"targets": [f"{HOST}:{port['alertmanager']}"]}],
                   "alert-router.json": [{"targets": [f"{HOST}:{port['alert-router']}"]}]}
         for fname, content in tfiles.items():
@@ -501,12 +504,13 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
         procs.append(Proc("prometheus-global", [prom, f"--config.file={gdir / 'prometheus.yml'}",
                                                 f"--storage.tsdb.path={gdir / 'data'}",
                                                 f"--web.listen-address={HOST}:{port['prometheus-global']}",
+                                                f"--web.external-url={u('prometheus-global')}",
                                                 "--web.enable-lifecycle", f"--web.console.templates={consoles}",
                                                 f"--web.console.libraries={libs}"],
                           lambda: http_ok(u("prometheus-global", "/-/ready")), u("prometheus-global", page),
                           "global Prometheus: console dashboards", timeout=90,
                           probe=u("prometheus-global", "/-/ready")))
-        if not (REPO / "prometheus" / "consoles").is_dir():
+        if not (shipped / "consoles").is_dir():
             missing.append("fleetmon console templates (prometheus/consoles): serving Debian's examples")
     elif prom:
         missing.append("global Prometheus (prometheus/global.yml)")
@@ -544,7 +548,22 @@ def running() -> list[dict[str, Any]]:
     return out
 
 
-def start(n_hosts: int) -> int:
+def reset_alert_state(run: Path) -> list[Path]:
+    """Drop each Alertmanager's notification log (``<storage.path>/nflog``) left by an earlier run.
+
+    It records what was already sent: kept, it makes Alertmanager hold back the same alerts
+    (the seed's CPU alert for web-0042) for repeat_interval (4h) after a `make stop` / `make run`,
+    as if they had been mailed in this run. Silences (``silences``), the shards' metric history,
+    the router's delivery history and the mailbox are kept. Returns the files removed.
+    """
+    removed = []
+    for nflog in sorted(run.glob("alertmanager*/data/nflog")):
+        nflog.unlink(missing_ok=True)
+        removed.append(nflog)
+    return removed
+
+
+def start(n_hosts: int, keep_alert_state: bool = False) -> int:
     up = running()
     if up:
         names = ", ".join(i["name"] for i in up)
@@ -564,6 +583,9 @@ def start(n_hosts: int) -> int:
         (RUN / d).mkdir(exist_ok=True)
     for stale in (RUN / "pids").glob("*.pid"):
         stale.unlink()
+    if not keep_alert_state and reset_alert_state(RUN):
+        print("alerting state: clean (the last run's Alertmanager notification log removed; "
+              "--keep-alert-state keeps it)")
     token_file = RUN / "alert-router" / "token"
     token_file.parent.mkdir(parents=True, exist_ok=True)
     if not token_file.exists():
@@ -742,6 +764,10 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("start", help="start the whole stack on loopback")
     st.add_argument("--hosts", type=int, default=int(os.environ.get("FLEETMON_SIM_HOSTS", "300")),
                     help="simulated hosts (default $FLEETMON_SIM_HOSTS or 300)")
+    st.add_argument("--keep-alert-state", action="store_true",
+                    default=os.environ.get("FLEETMON_KEEP_ALERT_STATE", "") not in ("", "0"),
+                    help="keep Alertmanager's notification log from the last run: alerts it already "
+                         "sent are not sent again for 4h (default: start clean; $FLEETMON_KEEP_ALERT_STATE=1)")
     sub.add_parser("stop", help="stop everything `start` started")
     sub.add_parser("status", help="what is up")
     mb = sub.add_parser("mailbox", help="(internal) local SMTP server + mailbox page")
@@ -751,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "start":
-            return start(args.hosts)
+            return start(args.hosts, keep_alert_state=args.keep_alert_state)
         if args.cmd == "stop":
             return stop()
         if args.cmd == "status":

@@ -1,6 +1,7 @@
 """Generate the Grafana dashboards and provisioning files (``make dashboards``).
 
     python -m grafana.build                      # rewrite grafana/dashboards and grafana/provisioning
+    python -m fleetmon.grafana.build --out DIR   # the same from an installed fleetmon[dashboards]
     python -m grafana.build --out DIR            # write the same tree under DIR instead
     python -m grafana.build --global-url URL --shard NAME=URL ...
 
@@ -25,6 +26,9 @@ from . import fleet, fleetmon, host
 from .panels import GLOBAL_DS_NAME, GLOBAL_DS_UID
 
 HERE = Path(__file__).resolve().parent
+# In a checkout the default output is this folder; installed (as fleetmon.grafana), the package
+# directory is not a place to write, so --out is required.
+IN_CHECKOUT = (HERE.parent / "setup.py").is_file() and (HERE.parent / "prometheus").is_dir()
 DASHBOARDS: dict[str, Callable] = {
     "fleet-overview.json": fleet.build,
     "host-detail.json": host.build,
@@ -107,7 +111,8 @@ def parse_shard(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m grafana.build", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=HERE, help="output root (default: the grafana/ folder)")
+    ap.add_argument("--out", type=Path, default=HERE if IN_CHECKOUT else None, required=not IN_CHECKOUT,
+                    help="output root (default in a checkout: the grafana/ folder)")
     ap.add_argument("--global-url", default=DEFAULT_GLOBAL_URL, help="URL of the global Prometheus")
     ap.add_argument("--shard", type=parse_shard, action="append", dest="shards", metavar="NAME=URL",
                     help="a shard Prometheus data source (repeat; default: make run's shards a and b)")

@@ -160,7 +160,7 @@ def compile_cmd(paths: tuple[str, ...], out_dir: str, scrape_interval: str | Non
 @RECORDED
 @click.option("--recording-rules", type=click.Path(dir_okay=False), default=None,
               help="fleetmon's per-host recording rules, loaded beside rules that read recorded series "
-                   "[default: prometheus/rules/recording.yml next to the rulesync package].")
+                   "[default: prometheus/rules/recording.yml shipped with fleetmon as package data].")
 def test(paths: tuple[str, ...], scrape_interval: str | None, workers: int, keep: str | None,
          use_recorded: bool | None, recording_rules: str | None) -> None:
     """Generate promtool unit tests for every rule (plus your `tests:`) and run them."""

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import yaml
 
+from fleetmon.resources import prometheus_file, real_path
 from rulesync import promtool
 from rulesync.generate import alert_rule, dump, recorded_for
 from rulesync.model import Rule, Spec, format_duration
@@ -51,8 +52,9 @@ _KEEPS_ALL = {"memory_usage_percent", "swap_usage_percent", "disk_usage_percent"
 _INEXACT = {"http_p95_latency_seconds", "disk_will_fill_in_hours"}
 _FS = {"mountpoint": "/", "device": "/dev/sda1", "fstype": "ext4"}
 EVAL_INTERVAL = 60.0  # promtool's evaluation_interval in the generated tests
-# The shipped per-host recording rules, relative to the package (a source checkout).
-DEFAULT_RECORDING_RULES = Path(__file__).resolve().parents[1] / "prometheus" / "rules" / "recording.yml"
+# The shipped per-host recording rules (package data: prometheus/rules/recording.yml in a checkout).
+# A real path, because promtool reads it.
+DEFAULT_RECORDING_RULES = real_path(prometheus_file("rules", "recording.yml"))
 RECORDING_COPY = "recording-rules.yml"
 
 
