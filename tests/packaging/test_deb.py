@@ -243,6 +243,22 @@ def proc_user(pid: int) -> str:
     return pwd.getpwuid(uid).pw_name
 
 
+def provide_zk_files(zk_dir: Path, source: Path, role: str, user: str) -> list[Path]:
+    """Copy one role's ZooKeeper files from the harness's security dir into ``zk_dir``: the
+    credential 0600 owned by ``user``, the public ones 0644. Returns the files made."""
+    pw = pwd.getpwnam(user)
+    zk_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    made = []
+    for name, mode, owner in ((f"{role}.credential", 0o600, pw.pw_uid), ("acl-ids", 0o644, 0),
+                              ("ca.pem", 0o644, 0), ("rules-signing.pub", 0o644, 0)):
+        dst = zk_dir / name
+        shutil.copyfile(source / name, dst)
+        os.chown(dst, owner, pw.pw_gid if owner else 0)
+        dst.chmod(mode)
+        made.append(dst)
+    return made
+
+
 def wait_served(proc: subprocess.Popen, log: Path, url: str, check=lambda r: True, timeout: float = 60) -> str:
     def served() -> str:
         if proc.poll() is not None:
@@ -354,6 +370,11 @@ def test_discovery_unit_writes_targets_as_prometheus(machine, zk_server):
     env_file.write_text(f"FLEETMON_ZK={zk_server.hosts}\nREPLICA=a\nPROMETHEUS_URL=http://127.0.0.1:{free_port()}\n"
                         f"RULES_DIR=/etc/prometheus/fleetmon-rules\nTARGETS_FILE={targets}\n"
                         f"LISTEN=127.0.0.1:{port}\nEXTRA_ARGS=--root {root} --debounce 0.2\n")
+    # What an operator ships to a shard host (docs/security.md): the sidecar's own credential,
+    # the public ACL identities, the ZooKeeper CA and the rules' public key, readable by the
+    # unit's user only where secret. The unit sees /etc/fleetmon/zk read-only.
+    zk_dir = Path("/etc/fleetmon/zk")
+    provided = provide_zk_files(zk_dir, zk_server.security_dir, "sidecar", "prometheus")
     reg = Registrar(zk_server.hosts, root=root)
     reg.start()
     reg.add("host-deb-1", "127.0.0.1:9", labels={"datacenter": "dc1", "role": "web", "env": "test"})
@@ -369,6 +390,10 @@ def test_discovery_unit_writes_targets_as_prometheus(machine, zk_server):
         stop(proc)
         reg.stop(deregister=True)
         env_file.unlink()  # the admin's file: dpkg leaves it, so the test takes it away
+        for f in provided:
+            f.unlink()
+        if zk_dir.exists() and not any(zk_dir.iterdir()):
+            zk_dir.rmdir()
 
 
 def test_upgrade_keeps_the_edited_conffile(machine):
