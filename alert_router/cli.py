@@ -47,7 +47,9 @@ def _with_opts(f):
 @_with_opts
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def serve(config_file, listen, recipients, token_file, state_dir, log_level) -> None:
+@click.option("--zk", help="ZooKeeper hosts (h1:2181,h2:2181): coordinate deliveries with the other routers "
+                           "(router HA). Without it this router works alone.")
+def serve(config_file, listen, recipients, token_file, state_dir, log_level, zk) -> None:
     """Receive Alertmanager webhooks on POST /api/v1/alerts and deliver them."""
     from prometheus_client import disable_created_metrics
     from waitress import serve as waitress_serve
@@ -60,7 +62,7 @@ def serve(config_file, listen, recipients, token_file, state_dir, log_level) -> 
     setup_logging(log_level, lambda: holder["state"].secrets() if "state" in holder else frozenset())
     try:
         cfg = _load(config_file, listen=listen, recipients=recipients, token_file=token_file,
-                    state_dir=state_dir)
+                    state_dir=state_dir, zk=zk)
         app = create_app(cfg)
     except (ConfigError, RecipientsError) as exc:
         click.echo(f"alert-router: {exc}", err=True)

@@ -55,6 +55,14 @@ class Config:
     retention: float = 7 * 86400.0
     sms_max_chars: int = 159
     synchronous: str = "FULL"
+    # Router HA (claims.py): ZooKeeper hosts turn delivery claims on; None = a lone router.
+    zk: str | None = None
+    zk_root: str = "/fleetmon"
+    zk_session_timeout: float = 10.0
+    zk_bypass_after: float = 10.0   # ZooKeeper away this long: send without claims
+    claim_recheck: float = 2.0      # a row a peer holds is looked at again after this
+    done_ttl: float = 86400.0       # done znodes are deleted after this (> repeat_interval)
+    router_id: str | None = None    # written into claims; default the host name
 
     def with_overrides(self, **kw: Any) -> Config:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -160,6 +168,16 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
         if key in data:
             kw[key] = _positive_int(data[key], key)
     for key in ("reload_interval", "poll_interval", "retention"):
+        if key in data:
+            kw[key] = parse_duration(data[key], key)
+    for key in ("zk", "zk_root", "router_id"):
+        if data.get(key) is not None:
+            if not isinstance(data[key], str) or not data[key].strip():
+                raise ConfigError(f"{source}: {key}: expected a non-empty string")
+            kw[key] = data[key].strip()
+    if "zk_root" in kw and not kw["zk_root"].startswith("/"):
+        raise ConfigError(f"{source}: zk_root: must start with /")
+    for key in ("zk_session_timeout", "zk_bypass_after", "claim_recheck", "done_ttl"):
         if key in data:
             kw[key] = parse_duration(data[key], key)
     if "synchronous" in data:
