@@ -277,6 +277,7 @@ def _make_claims(cfg: Config, metrics: RouterMetrics) -> Any:
 
     claims = Claims(make_client(cfg.zk, timeout=cfg.zk_session_timeout), root=cfg.zk_root,
                     router_id=cfg.router_id, bypass_after=cfg.zk_bypass_after, done_ttl=cfg.done_ttl,
+                    start_skew=cfg.claim_start_skew,
                     on_outcome=lambda o, n: metrics.claims.labels(o).inc(n) if n else None,
                     on_duplicate=metrics.duplicate_sends.inc)
     metrics.zk_connected.set_function(lambda: 1.0 if claims.connected() else 0.0)

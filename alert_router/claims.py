@@ -2,12 +2,20 @@
 
 Every router receives every notification (each Alertmanager member posts to every router)
 and queues it in its own SQLite database. Before sending a delivery row (one alert state
-for one recipient URL, identified by the row's ``dedup_key``), a router creates an
-*ephemeral* claim znode; after a successful send it creates a *persistent* done znode, and
-only then deletes the claim. The other routers, which hold the same rows:
+for one recipient URL), a router creates an *ephemeral* claim znode named by
+``claim_key(fingerprint, status, url_hash)``; after a successful send it creates (or
+extends) a *persistent* done znode recording the alert's start, and only then deletes the
+claim. The other routers, which hold the same rows:
 
 - see the claim and put the row back for ``recheck`` seconds (a peer is sending it);
 - see the done znode and mark the row delivered without sending (a peer sent it).
+
+The key leaves out the alert's exact start and end on purpose: the two Prometheus replicas
+of a shard evaluate at different moments, so the same episode reaches the routers with
+starts (and resolve times) a few seconds apart, depending on which replica's alert an
+Alertmanager member merged first. A done znode therefore lists the starts it was sent for,
+and a row counts as done when one is within ``start_skew`` of its own (default 30 s, two
+evaluation intervals); a later episode of the same alert starts further away and is sent.
 
 A router that dies mid-send loses its claims with its ZooKeeper session (session timeout),
 so a peer's next recheck claims the row and sends it: at most one duplicate per send that
@@ -30,6 +38,7 @@ Layout under ``<root>/alert-router`` (``root`` defaults to ``/fleetmon``)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -40,7 +49,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError, ZookeeperError
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError, ZookeeperError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,12 @@ DONE = "done_by_peer"      # a peer already sent it: mark delivered
 BYPASS = "bypassed"        # ZooKeeper unreachable for too long: send without a claim
 WAIT = "waiting_for_zk"    # ZooKeeper unreachable for a short while: check again later
 OUTCOMES = (MINE, HELD, DONE, BYPASS, WAIT)
+KEEP_STARTS = 8            # episodes (alert starts) remembered per done znode
+
+
+def claim_key(fingerprint: str, status: str, url_hash: str) -> str:
+    """The znode name for one alert's firing or resolved state to one recipient URL."""
+    return hashlib.sha256(f"{fingerprint}|{status}|{url_hash}".encode()).hexdigest()[:40]
 
 
 @dataclass
@@ -72,7 +87,7 @@ class Claims:
     """
 
     def __init__(self, client: KazooClient, root: str = "/fleetmon", router_id: str | None = None,
-                 bypass_after: float = 10.0, done_ttl: float = 86400.0,
+                 bypass_after: float = 10.0, done_ttl: float = 86400.0, start_skew: float = 30.0,
                  on_outcome: Callable[[str, int], None] | None = None,
                  on_duplicate: Callable[[int], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -81,9 +96,10 @@ class Claims:
         self.router_id = router_id or socket.gethostname()
         self.bypass_after = bypass_after
         self.done_ttl = done_ttl
+        self.start_skew = start_skew
         self.on_outcome = on_outcome or (lambda _o, _n: None)
         self.on_duplicate = on_duplicate or (lambda _n: None)
-        self._unrecorded: set[str] = set()   # sent while ZooKeeper was away, not yet recorded
+        self._unrecorded: dict[str, float | None] = {}   # sent while ZooKeeper was away, not recorded
         self.clock = clock
         self._lost_since: float | None = clock()   # not connected yet
         self._state_lock = threading.Lock()
@@ -142,8 +158,11 @@ class Claims:
     def done_path(self, key: str) -> str:
         return f"{self.base}/done/{self._bucket(key)}/{key}"
 
-    def _data(self) -> bytes:
-        return json.dumps({"router": self.router_id, "at": time.time()}).encode()
+    def _data(self, start: float | None = None, older: list | None = None) -> bytes:
+        doc: dict = {"router": self.router_id, "at": time.time()}
+        if start is not None:
+            doc["starts"] = [*(older or [])[-(KEEP_STARTS - 1):], start]
+        return json.dumps(doc).encode()
 
     def _ensure(self, path: str) -> None:
         if path not in self._ready_paths:
@@ -152,9 +171,15 @@ class Claims:
 
     # ------------------------------------------------------------------ the protocol
 
-    def acquire(self, keys: Iterable[str]) -> ClaimResult:
-        """Claim each key: the result says which to send, which a peer did, which to retry."""
-        keys = list(keys)
+    def acquire(self, keys: Iterable[str], starts: dict[str, float | None] | None = None) -> ClaimResult:
+        """Claim each key: the result says which to send, which a peer did, which to retry.
+
+        ``starts`` maps a key to its alert's start: a done znode then counts only if it
+        records a start within ``start_skew`` of it (the same episode seen through another
+        Prometheus replica or Alertmanager member); without it any done znode counts.
+        """
+        keys = list(dict.fromkeys(keys))
+        starts = starts or {}
         out = ClaimResult()
         if not keys:
             return out
@@ -162,7 +187,7 @@ class Claims:
             return self.acquire_when_away(keys)
         self._flush_unrecorded()
         try:
-            self._acquire(keys, out)
+            self._acquire(keys, starts, out)
         except (KazooException, ZookeeperError) as exc:
             # Lost the connection part-way: release what we took and decide as if it were away.
             log.warning("claiming deliveries failed (%s): will retry", type(exc).__name__)
@@ -185,7 +210,7 @@ class Claims:
             self.on_outcome(WAIT, len(keys))
         return out
 
-    def _acquire(self, keys: list[str], out: ClaimResult) -> None:
+    def _acquire(self, keys: list[str], starts: dict[str, float | None], out: ClaimResult) -> None:
         for b in {self._bucket(k) for k in keys}:
             self._ensure(f"{self.base}/claims/{b}")
             self._ensure(f"{self.base}/done/{b}")
@@ -203,14 +228,31 @@ class Claims:
                 else:
                     out.later.append(k)
         # Only now look for done znodes: a peer writes its done znode before releasing its claim.
-        checks = [(k, self.client.exists_async(self.done_path(k))) for k in mine]
+        checks = [(k, self.client.get_async(self.done_path(k))) for k in mine]
         for k, res in checks:
-            if res.get(timeout=10) is not None:
+            try:
+                raw, _ = res.get(timeout=10)
+            except NoNodeError:
+                out.send.append(k)
+                continue
+            if self._same_episode(raw, starts.get(k)):
                 out.done.append(k)
             else:
                 out.send.append(k)
         if out.done:
             self.release(out.done)
+
+    def _same_episode(self, raw: bytes | None, start: float | None) -> bool:
+        """Does a done znode's data record ``start`` (within ``start_skew``)?"""
+        if start is None:
+            return True
+        try:
+            recorded = json.loads(raw or b"{}").get("starts") or []
+        except (ValueError, AttributeError):
+            return True  # unreadable: assume done rather than risk a duplicate storm
+        if not recorded:
+            return True
+        return any(s is None or abs(float(s) - start) <= self.start_skew for s in recorded)
 
     def _own_claim(self, key: str) -> bool:
         try:
@@ -219,45 +261,60 @@ class Claims:
             return False
         return stat.ephemeralOwner == self.client.client_id[0]
 
-    def complete(self, keys: Iterable[str]) -> None:
+    def complete(self, keys: Iterable[str], starts: dict[str, float | None] | None = None) -> None:
         """Record ``keys`` as delivered (persistent), then release their claims."""
-        keys = list(keys)
+        keys = list(dict.fromkeys(keys))
+        starts = starts or {}
         if not keys:
             return
+        items = {k: starts.get(k) for k in keys}
         if not self.client.connected:
             # Recorded once ZooKeeper is back: a peer that also sent them then finds out.
             with self._state_lock:
-                self._unrecorded.update(keys)
+                self._unrecorded.update(items)
             log.warning("ZooKeeper unreachable: %d delivery(ies) sent, to be recorded as done when it is back",
                         len(keys))
             return
-        dups = self._record_done(keys)
+        dups = self._record_done(items)
         if dups:
             log.warning("%d delivery(ies) were also sent by a peer router while claims could not be "
                         "coordinated (duplicates)", dups)
         self.release(keys)
 
-    def _record_done(self, keys: list[str]) -> int:
-        """Create the done znodes; return how many a peer had already created (duplicates)."""
-        data = self._data()
+    def _record_done(self, items: dict[str, float | None]) -> int:
+        """Create or extend the done znodes; return how many record the same episode already
+        (a peer sent it too: a duplicate)."""
         dups = 0
         try:
-            pending = []
-            for k in keys:
+            for k, start in items.items():
                 self._ensure(f"{self.base}/done/{self._bucket(k)}")
-                pending.append(self.client.create_async(self.done_path(k), data))
-            for res in pending:
+                path = self.done_path(k)
                 try:
-                    res.get(timeout=10)
+                    self.client.create(path, self._data(start))
+                    continue
                 except NodeExistsError:
+                    pass
+                raw, stat = self.client.get(path)
+                if self._same_episode(raw, start):
                     # We held the claim, so a peer can only have sent it without one, or after
                     # our session expired mid-send: either way the recipient got it twice.
                     dups += 1
+                    continue
+                # An earlier episode of the same alert: keep the last few starts. A concurrent
+                # writer makes the versioned set fail; its record is as good as ours.
+                try:
+                    old = json.loads(raw or b"{}").get("starts") or []
+                except (ValueError, AttributeError):
+                    old = []
+                try:
+                    self.client.set(path, self._data(start, old), version=stat.version)
+                except BadVersionError:
+                    pass
         except (KazooException, ZookeeperError) as exc:
             log.warning("recording %d delivery(ies) as done failed (%s); a peer may send them again",
-                        len(keys), type(exc).__name__)
+                        len(items), type(exc).__name__)
             with self._state_lock:
-                self._unrecorded.update(keys)
+                self._unrecorded.update(items)
             return dups
         if dups:
             self.on_duplicate(dups)
@@ -265,11 +322,11 @@ class Claims:
 
     def _flush_unrecorded(self) -> None:
         with self._state_lock:
-            keys, self._unrecorded = list(self._unrecorded), set()
-        if keys:
-            dups = self._record_done(keys)
+            items, self._unrecorded = dict(self._unrecorded), {}
+        if items:
+            dups = self._record_done(items)
             log.info("recorded %d delivery(ies) sent while ZooKeeper was away as done; %d had also been "
-                     "sent by a peer (duplicates)", len(keys), dups)
+                     "sent by a peer (duplicates)", len(items), dups)
 
     def release(self, keys: Iterable[str]) -> None:
         """Delete our claims on ``keys`` (a failed send: a peer may try, or we retry later)."""
@@ -308,7 +365,7 @@ class Claims:
             old = []
             for name, res in stats:
                 st = res.get(timeout=10)
-                if st is not None and st.ctime < cutoff_ms:
+                if st is not None and st.mtime < cutoff_ms:
                     old.append(name)
             dels = [self.client.delete_async(f"{root}/{b}/{name}") for name in old]
             for res in dels:

@@ -62,6 +62,7 @@ class Config:
     zk_bypass_after: float = 10.0   # ZooKeeper away this long: send without claims
     claim_recheck: float = 2.0      # a row a peer holds is looked at again after this
     done_ttl: float = 86400.0       # done znodes are deleted after this (> repeat_interval)
+    claim_start_skew: float = 30.0  # starts this close are one episode (HA Prometheus replicas)
     router_id: str | None = None    # written into claims; default the host name
 
     def with_overrides(self, **kw: Any) -> Config:
@@ -177,7 +178,7 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
             kw[key] = data[key].strip()
     if "zk_root" in kw and not kw["zk_root"].startswith("/"):
         raise ConfigError(f"{source}: zk_root: must start with /")
-    for key in ("zk_session_timeout", "zk_bypass_after", "claim_recheck", "done_ttl"):
+    for key in ("zk_session_timeout", "zk_bypass_after", "claim_recheck", "done_ttl", "claim_start_skew"):
         if key in data:
             kw[key] = parse_duration(data[key], key)
     if "synchronous" in data:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fleetmon.secrets import scrub
 
 from . import formatting
-from .claims import Claims
+from .claims import Claims, claim_key
 from .config import Config
 from .metrics import RouterMetrics
 from .store import DeliveryRow, Store
@@ -219,21 +219,31 @@ class Deliverer:
     def _coordinate(self, rows: list[DeliveryRow], now: float, held: set[str]) -> list[DeliveryRow]:
         """Claim the rows in ZooKeeper; return those this router sends now."""
         assert self.claims is not None
-        res = self.claims.acquire(r.dedup_key for r in rows)
         by_key: dict[str, list[DeliveryRow]] = {}
         for r in rows:
-            by_key.setdefault(r.dedup_key, []).append(r)
+            by_key.setdefault(self._claim_key(r), []).append(r)
+        # Two rows of one alert state here (the same episode reported with starts a replica
+        # apart, or two episodes): send the oldest now; the other is looked at again after
+        # it, and then counts as done or as a new episode.
+        first = {k: rs[0] for k, rs in by_key.items()}
+        again = [r.id for rs in by_key.values() for r in rs[1:]]
+        res = self.claims.acquire(list(first), {k: r.starts_at for k, r in first.items()})
         if res.done:
-            ids = [r.id for k in res.done for r in by_key.get(k, [])]
+            ids = [first[k].id for k in res.done]
             self.store.mark_peer_delivered(ids, self.clock())
             self.metrics.delivered_by_peer.labels(rows[0].channel).inc(len(ids))
             log.info("%d alert state(s) for %s already delivered by a peer router", len(ids), rows[0].url_masked)
-        if res.later:
-            ids = [r.id for k in res.later for r in by_key.get(k, [])]
-            self.store.defer(ids, now + self.cfg.claim_recheck)
-        held.update(k for k in res.send if k not in set(res.bypassed))
-        send = set(res.send)
-        return [r for r in rows if r.dedup_key in send]
+        later = [first[k].id for k in res.later] + again
+        if later:
+            self.store.defer(later, now + self.cfg.claim_recheck)
+        bypassed = set(res.bypassed)
+        held.update(k for k in res.send if k not in bypassed)
+        send = {first[k].id for k in res.send}
+        return [r for r in rows if r.id in send]
+
+    @staticmethod
+    def _claim_key(r: DeliveryRow) -> str:
+        return claim_key(r.fingerprint, r.alert_status, r.url_hash)
 
     def _deliver_rows(self, h: str, rows: list[DeliveryRow], now: float, held: set[str] | None = None) -> None:
         notifs = self.store.notifications(r.notification_id for r in rows)
@@ -292,10 +302,10 @@ class Deliverer:
         if res.ok:
             self.store.mark_delivered(ids, now, digest=(kind == "digest"))
             if self.claims is not None:
-                keys = {r.dedup_key for r in rows}
-                self.claims.complete(keys)
+                starts = {self._claim_key(r): r.starts_at for r in rows}
+                self.claims.complete(list(starts), starts)
                 if held is not None:
-                    held.difference_update(keys)
+                    held.difference_update(starts)
             self._window(rows[0].url_hash, now).append(now)
             self.metrics.messages.labels(ch, kind).inc()
             self.metrics.delivered.labels(ch).inc(len(rows))

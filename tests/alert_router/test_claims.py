@@ -124,3 +124,25 @@ def test_prune_done_deletes_only_old_done_znodes(zk_server, zk_root):
         assert a.client.exists(a.done_path(K1)) is None and a.client.exists(a.done_path(K2)) is None
     finally:
         a.stop()
+
+
+def test_done_counts_for_the_same_episode_only(zk_server, zk_root):
+    a = _started(_claims(zk_server.hosts, zk_root, router_id="a", start_skew=30))
+    b = _started(_claims(zk_server.hosts, zk_root, router_id="b", start_skew=30))
+    t0 = 1_800_000_000.0
+    try:
+        assert a.acquire([K1], {K1: t0}).send == [K1]
+        a.complete([K1], {K1: t0})
+        # The same episode as the other Prometheus replica saw it (started 2 s later): done.
+        assert b.acquire([K1], {K1: t0 + 2}).done == [K1]
+        # The alert fired again later: a new episode, sent.
+        assert b.acquire([K1], {K1: t0 + 600}).send == [K1]
+        b.complete([K1], {K1: t0 + 600})
+        # Both episodes are remembered.
+        assert a.acquire([K1], {K1: t0 + 1}).done == [K1]
+        assert a.acquire([K1], {K1: t0 + 601}).done == [K1]
+        assert a.acquire([K1], {K1: t0}).done == [K1]
+        assert not b.dups
+    finally:
+        a.stop()
+        b.stop()
