@@ -2,9 +2,11 @@
 
 Every part runs as a plain process with its pid file, log and state under ``.run/``:
 ZooKeeper; two Prometheus shards, each with its ``fleet-discovery run`` sidecar (which also
-runs the rulesync agent); the global Prometheus with console templates, fed by
-``fleet-discovery global``; Alertmanager (``prometheus/alertmanager.yml`` pointed at the
-router); alert-router; a local SMTP server with a mailbox page; the exporter for this
+runs the rulesync agent), shard ``a`` as an HA pair (replicas r1 and r2, both scraping every
+host of the shard); the global Prometheus with console templates, fed by
+``fleet-discovery global``; a 2-member Alertmanager gossip cluster (``prometheus/alertmanager.yml``,
+every member posting to both routers); two alert-routers coordinating deliveries through
+ZooKeeper (``--zk``); a local SMTP server with a mailbox page; the exporter for this
 machine; the host simulator playing ``stack/scenario.yaml``; then ``rulesync apply
 stack/rules.yaml``. Ports come from ``FLEETMON_PORT_<NAME>`` environment variables.
 
@@ -46,10 +48,16 @@ DEFAULT_PORTS = {
     "prometheus-b": 9191,
     "prometheus-global": 9192,
     "alertmanager": 9193,
+    "alertmanager-2": 9194,
+    "prometheus-a2": 9195,
+    "alertmanager-gossip": 9196,
+    "alertmanager-2-gossip": 9197,
     "sidecar-a": 9848,
     "sidecar-b": 9858,
+    "sidecar-a2": 9878,
     "discovery-global": 9868,
     "alert-router": 9849,
+    "alert-router-2": 9859,
     "exporter": 9847,
     "simulator": 9850,
     "smtp": 2525,
@@ -57,6 +65,17 @@ DEFAULT_PORTS = {
 }
 ZK_CLASSPATH = ("/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar")
 SHARDS = ("a", "b")
+# Shard a runs as an HA pair: both replicas scrape the same hosts and evaluate the same rules;
+# Alertmanager merges their identical alerts (replica is dropped from alert labels) and the
+# global Prometheus counts each host once whichever replica answers (prometheus/global.yml).
+REPLICAS = {"a": ("r1", "r2"), "b": ("r1",)}
+ALERTMANAGERS = ("alertmanager", "alertmanager-2")
+ROUTERS = ("alert-router", "alert-router-2")
+
+
+def replica_name(shard: str, replica: str) -> str:
+    """``prometheus-a`` for r1, ``prometheus-a2`` for r2 (the port and process names)."""
+    return f"{shard}" if replica == "r1" else f"{shard}{replica[1:]}"
 SCRAPE_INTERVAL = os.environ.get("FLEETMON_SCRAPE_INTERVAL", "15s")
 EVAL_INTERVAL = os.environ.get("FLEETMON_EVAL_INTERVAL", "15s")
 
@@ -265,9 +284,11 @@ def write_yaml(path: Path, data: Any) -> None:
     write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
+def shard_config(shard: str, port: dict[str, int], pdir: Path, replica: str = "r1") -> str:
     """The shard's Prometheus config, rendered from the shipped template (prometheus/shard.yml.tmpl)
-    exactly as production renders it, with the shipped recording rules copied beside it."""
+    exactly as production renders it, with the shipped recording rules copied beside it. Every
+    replica sends its alerts to every Alertmanager of the cluster."""
+    rn = replica_name(shard, replica)
     from discovery.promconfig import render_shard_config
 
     shipped = pdir / "shard-rules"
@@ -275,10 +296,10 @@ def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
     for name in ("recording.yml", "fleet.yml"):
         shutil.copy(REPO / "prometheus" / "rules" / name, shipped / name)
     return render_shard_config(
-        shard=shard, replica="r1", targets_file="targets.json",
-        sidecar_address=f"{HOST}:{port[f'sidecar-{shard}']}",
-        prometheus_address=f"{HOST}:{port[f'prometheus-{shard}']}",
-        rules_dir="rules", alertmanagers=[f"{HOST}:{port['alertmanager']}"],
+        shard=shard, replica=replica, targets_file="targets.json",
+        sidecar_address=f"{HOST}:{port[f'sidecar-{rn}']}",
+        prometheus_address=f"{HOST}:{port[f'prometheus-{rn}']}",
+        rules_dir="rules", alertmanagers=[f"{HOST}:{port[a]}" for a in ALERTMANAGERS],
         scrape_interval=SCRAPE_INTERVAL, evaluation_interval=EVAL_INTERVAL,
         shipped_rules_glob="shard-rules/*.yml",
     )
@@ -293,10 +314,13 @@ def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any
                   "group_wait": "10s", "group_interval": "30s", "repeat_interval": "4h"},
         "receivers": [{"name": "alert-router", "webhook_configs": [{"send_resolved": True}]}]}
     for rcv in cfg.get("receivers", []):
-        for wh in rcv.get("webhook_configs", []):
-            wh["url"] = f"http://{HOST}:{port['alert-router']}/api/v1/alerts"
-            wh.setdefault("http_config", {})["authorization"] = {"type": "Bearer",
-                                                                 "credentials_file": str(token_file)}
+        hooks = rcv.get("webhook_configs", [])
+        # One webhook per router (router HA): the shipped file lists two.
+        while hooks and len(hooks) < len(ROUTERS):
+            hooks.append(dict(hooks[0]))
+        for i, wh in enumerate(hooks):
+            wh["url"] = f"http://{HOST}:{port[ROUTERS[i % len(ROUTERS)]]}/api/v1/alerts"
+            wh["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}
     return cfg
 
 
@@ -357,14 +381,18 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
 
     if have_module("alert_router.cli"):
         RUN.joinpath("alert-router").mkdir(parents=True, exist_ok=True)
-        procs.append(Proc("alert-router", py("alert_router.cli", "alert-router", "serve",
-                                             "--listen", f"{HOST}:{port['alert-router']}",
-                                             "--recipients", str(RUN / "rules-compiled" / "recipients.yaml"),
-                                             "--token-file", str(token_file),
-                                             "--state-dir", str(RUN / "alert-router" / "state")),
-                          lambda: http_ok(u("alert-router", "/healthz")), u("alert-router", "/api/v1/deliveries"),
-                          "alert-router deliveries (Alertmanager webhook -> email)",
-                          env={"FLEETMON_SMTP_PORT": str(port["smtp"])}, probe=u("alert-router", "/healthz")))
+        for i, name in enumerate(ROUTERS, start=1):
+            # Two routers, each with its own queue, both receiving everything; ZooKeeper claims
+            # make each alert state go out once (docs/availability.md).
+            procs.append(Proc(name, py("alert_router.cli", "alert-router", "serve",
+                                       "--listen", f"{HOST}:{port[name]}",
+                                       "--recipients", str(RUN / "rules-compiled" / "recipients.yaml"),
+                                       "--token-file", str(token_file),
+                                       "--state-dir", str(RUN / "alert-router" / f"state-{i}"),
+                                       "--zk", zk),
+                              lambda name=name: http_ok(u(name, "/healthz")), u(name, "/api/v1/deliveries"),
+                              f"alert-router {i} deliveries (Alertmanager webhook -> email)",
+                              env={"FLEETMON_SMTP_PORT": str(port["smtp"])}, probe=u(name, "/healthz")))
     else:
         missing.append("alert-router (alert_router package)")
 
@@ -372,41 +400,50 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
     if am:
         adir = RUN / "alertmanager"
         write_yaml(adir / "alertmanager.yml", alertmanager_config(port, token_file))
-        procs.append(Proc("alertmanager", [am, f"--config.file={adir / 'alertmanager.yml'}",
-                                           f"--storage.path={adir / 'data'}",
-                                           f"--web.listen-address={HOST}:{port['alertmanager']}",
-                                           "--cluster.listen-address="],
-                          lambda: http_ok(u("alertmanager", "/-/ready")), u("alertmanager", "/"), "Alertmanager"))
+        gossip = {a: port[f"{a}-gossip"] for a in ALERTMANAGERS}
+        for name in ALERTMANAGERS:
+            peers = [f"--cluster.peer={HOST}:{p}" for a, p in gossip.items() if a != name]
+            procs.append(Proc(name, [am, f"--config.file={adir / 'alertmanager.yml'}",
+                                     f"--storage.path={adir / ('data' if name == 'alertmanager' else 'data-2')}",
+                                     f"--web.listen-address={HOST}:{port[name]}",
+                                     f"--cluster.listen-address={HOST}:{gossip[name]}",
+                                     f"--cluster.advertise-address={HOST}:{gossip[name]}", *peers,
+                                     "--cluster.settle-timeout=5s"],
+                              lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/"),
+                              f"Alertmanager (cluster member {ALERTMANAGERS.index(name) + 1})"))
     else:
         missing.append("Alertmanager (apt-get install prometheus-alertmanager)")
 
     prom = shutil.which("prometheus")
     have_discovery = have_module("discovery.cli")
     for shard in SHARDS:
-        pdir = RUN / f"prometheus-{shard}"
-        (pdir / "rules").mkdir(parents=True, exist_ok=True)
-        if not (pdir / "targets.json").exists():
-            (pdir / "targets.json").write_text("[]\n")
-        if prom:
-            from fleetmon.atomic import write_atomic
-
-            write_atomic(pdir / "prometheus.yml", shard_config(shard, port, pdir))
-            name = f"prometheus-{shard}"
-            procs.append(Proc(name, [prom, f"--config.file={pdir / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={pdir / 'data'}",
-                                     f"--web.listen-address={HOST}:{port[name]}", "--web.enable-lifecycle",
-                                     "--storage.tsdb.retention.time=2d"],
-                              lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/classic/graph"),
-                              f"Prometheus shard {shard}", timeout=90, probe=u(name, "/-/ready")))
-        if have_discovery:
-            name = f"sidecar-{shard}"
-            args = ["run", "--zk", zk, "--shard", shard, "--replica", "r1", "--output", str(pdir / "targets.json"),
-                    "--listen", f"{HOST}:{port[name]}"]
+        for replica in REPLICAS[shard]:
+            rn = replica_name(shard, replica)
+            pdir = RUN / f"prometheus-{rn}"
+            (pdir / "rules").mkdir(parents=True, exist_ok=True)
+            if not (pdir / "targets.json").exists():
+                (pdir / "targets.json").write_text("[]\n")
+            pair = f" (replica {replica})" if len(REPLICAS[shard]) > 1 else ""
             if prom:
-                args += ["--prometheus-url", u(f"prometheus-{shard}"), "--rules-dir", str(pdir / "rules")]
-            procs.append(Proc(name, py("discovery.cli", "fleet-discovery", *args),
-                              lambda name=name: http_ok(u(name, "/metrics")), u(name, "/metrics"),
-                              f"discovery sidecar of shard {shard} (+ rulesync agent)"))
+                from fleetmon.atomic import write_atomic
+
+                write_atomic(pdir / "prometheus.yml", shard_config(shard, port, pdir, replica))
+                name = f"prometheus-{rn}"
+                procs.append(Proc(name, [prom, f"--config.file={pdir / 'prometheus.yml'}",
+                                         f"--storage.tsdb.path={pdir / 'data'}",
+                                         f"--web.listen-address={HOST}:{port[name]}", "--web.enable-lifecycle",
+                                         "--storage.tsdb.retention.time=2d"],
+                                  lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/classic/graph"),
+                                  f"Prometheus shard {shard}{pair}", timeout=90, probe=u(name, "/-/ready")))
+            if have_discovery:
+                name = f"sidecar-{rn}"
+                args = ["run", "--zk", zk, "--shard", shard, "--replica", replica, "--output",
+                        str(pdir / "targets.json"), "--listen", f"{HOST}:{port[name]}"]
+                if prom:
+                    args += ["--prometheus-url", u(f"prometheus-{rn}"), "--rules-dir", str(pdir / "rules")]
+                procs.append(Proc(name, py("discovery.cli", "fleet-discovery", *args),
+                                  lambda name=name: http_ok(u(name, "/metrics")), u(name, "/metrics"),
+                                  f"discovery sidecar of shard {shard}{pair} (+ rulesync agent)"))
     if not prom:
         missing.append("Prometheus (apt-get install prometheus)")
     if not have_discovery:
@@ -421,8 +458,8 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
         if (gdir / "rules").is_symlink() or (gdir / "rules").exists():
             (gdir / "rules").unlink() if (gdir / "rules").is_symlink() else shutil.rmtree(gdir / "rules")
         (gdir / "rules").symlink_to(REPO / "prometheus" / "rules")
-        tfiles = {"alertmanagers.json": [{"targets": [f"{HOST}:{port['alertmanager']}"]}],
-                  "alert-router.json": [{"targets": [f"{HOST}:{port['alert-router']}"]}]}
+        tfiles = {"alertmanagers.json": [{"targets": [f"{HOST}:{port[a]}" for a in ALERTMANAGERS]}],
+                  "alert-router.json": [{"targets": [f"{HOST}:{port[r]}" for r in ROUTERS]}]}
         for fname, content in tfiles.items():
             (gdir / "targets" / fname).write_text(json.dumps(content) + "\n")
         if not (gdir / "targets" / "global-shards.json").exists():

@@ -153,8 +153,9 @@ def test_shipped_alertmanager_config(router_factory, alertmanager_factory, smtp_
 
     # The same file, pointed at a test router, really delivers.
     router = router_factory({"default": [smtp_sink.mailto_url()]})
-    hook["url"] = f"{router.url}/api/v1/alerts"
-    hook["http_config"]["authorization"]["credentials_file"] = str(router.workdir / "token")
+    for hook in cfg["receivers"][0]["webhook_configs"]:  # one per router (router HA): both to this one
+        hook["url"] = f"{router.url}/api/v1/alerts"
+        hook["http_config"]["authorization"]["credentials_file"] = str(router.workdir / "token")
     am = alertmanager_factory(cfg)
     am.post_alerts([alert("db-7:9100", notify="")])  # started 30 s ago: no group_wait
     msg = smtp_sink.wait_for(lambda m: "db-7" in m["Subject"], timeout=30)[0]
