@@ -33,11 +33,13 @@ from tests.harness.servers import (
     wait_until,
 )
 
-RULES = {"groups": [{"name": "faults", "interval": "2s", "rules": [{
-    "alert": "FaultProbe", "expr": "fault_flag == 1", "for": "0s",
-    "labels": {"severity": "critical", "notify": "oncall"},
-    "annotations": {"summary": "probe {{ $labels.instance }} is on"},
-}]}]}
+
+def rules(eval_interval: str) -> dict:
+    return {"groups": [{"name": "faults", "interval": eval_interval, "rules": [{
+        "alert": "FaultProbe", "expr": "fault_flag == 1", "for": "0s",
+        "labels": {"severity": "critical", "notify": "oncall"},
+        "annotations": {"summary": "probe {{ $labels.instance }} is on"},
+    }]}]}
 
 
 class ProbeTarget:
@@ -87,9 +89,10 @@ class ProbeTarget:
             self._server = None
 
 
-def prometheus_config(replica: str, probe_port: int, am_addresses: list[str]) -> dict:
+def prometheus_config(replica: str, probe_port: int, am_addresses: list[str], scrape: str = "2s",
+                      evaluation: str = "2s") -> dict:
     return {
-        "global": {"scrape_interval": "2s", "scrape_timeout": "1s", "evaluation_interval": "2s",
+        "global": {"scrape_interval": scrape, "scrape_timeout": "1s", "evaluation_interval": evaluation,
                    "external_labels": {"shard": "a", "replica": replica}},
         # As shipped (prometheus/shard.yml.tmpl): both replicas' alerts identical for Alertmanager.
         "alerting": {"alert_relabel_configs": [{"action": "labeldrop", "regex": "replica"}],
@@ -100,11 +103,12 @@ def prometheus_config(replica: str, probe_port: int, am_addresses: list[str]) ->
     }
 
 
-def alertmanager_config(router_urls: list[str], token_file: Path) -> dict:
-    # group_wait 1s / group_interval 2s: test timing (shipped: 5s / 30s, see prometheus/alertmanager.yml).
+def alertmanager_config(router_urls: list[str], token_file: Path, group_wait: str = "1s",
+                        group_interval: str = "2s") -> dict:
+    # Tests: group_wait 1s / group_interval 2s (shipped: 5s / 15s, see prometheus/alertmanager.yml).
     return {
-        "route": {"receiver": "routers", "group_by": ["alertname", "instance"], "group_wait": "1s",
-                  "group_interval": "2s", "repeat_interval": "1h"},
+        "route": {"receiver": "routers", "group_by": ["alertname", "instance"], "group_wait": group_wait,
+                  "group_interval": group_interval, "repeat_interval": "1h"},
         "receivers": [{"name": "routers", "webhook_configs": [{
             "url": f"{u}/api/v1/alerts", "send_resolved": True, "max_alerts": 200,
             "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
@@ -118,6 +122,13 @@ class AlertPath:
 
     workdir: Path
     zk_session_timeout: float = 6.0
+    claim_recheck: str = "1s"
+    scrape_interval: str = "2s"
+    eval_interval: str = "2s"
+    group_wait: str = "1s"
+    group_interval: str = "2s"
+    peer_timeout: str = "2s"       # Alertmanager --cluster.peer-timeout (shipped: 15s)
+    am_size: int = 2
     zk: ZooKeeperEnsemble = field(init=False)
     sink: SmtpSink = field(init=False)
     probes: ProbeTarget = field(init=False)
@@ -136,7 +147,7 @@ class AlertPath:
             cfg = write_router_files(
                 self.workdir / f"router-{name}", {"oncall": [self.sink.mailto_url()]},
                 zk=self.zk.hosts, zk_root=root, router_id=name, zk_session_timeout=self.zk_session_timeout,
-                zk_bypass_after=self.zk_session_timeout, claim_recheck="1s",
+                zk_bypass_after=self.zk_session_timeout, claim_recheck=self.claim_recheck,
                 retry={"initial_delay": "1s", "max_delay": "4s", "max_age": "1h"},
                 flood={"max_per_window": 10000, "window": "60s"})
             r = RouterProcess(self.workdir / f"router-{name}", cfg)
@@ -147,13 +158,15 @@ class AlertPath:
                        what=f"{r.name} connected to ZooKeeper")
         token = self.routers[0].workdir / "token"
         self.ams = AlertmanagerCluster(self.workdir / "am", alertmanager_config(
-            [r.url for r in self.routers], token), size=2).start()
+            [r.url for r in self.routers], token, self.group_wait, self.group_interval),
+            size=self.am_size, peer_timeout=self.peer_timeout).start()
         self.proms = []
         for replica in ("r1", "r2"):
             wd = self.workdir / f"prometheus-{replica}"
             wd.mkdir(parents=True, exist_ok=True)
-            (wd / "rules.yml").write_text(yaml.safe_dump(RULES))
-            p = PrometheusServer(wd, prometheus_config(replica, self.probes.port, self.ams.addresses),
+            (wd / "rules.yml").write_text(yaml.safe_dump(rules(self.eval_interval)))
+            p = PrometheusServer(wd, prometheus_config(replica, self.probes.port, self.ams.addresses,
+                                                       self.scrape_interval, self.eval_interval),
                                  name=f"prometheus-{replica}")
             self.proms.append(p.start(timeout=60))
         for p in self.proms:
@@ -194,6 +207,7 @@ class Ledger:
     probes: ProbeTarget
     expected: list[tuple[str, str]] = field(default_factory=list)   # (probe, FIRING|RESOLVED)
     fired_at: dict[str, float] = field(default_factory=dict)
+    active_at: dict[str, float] = field(default_factory=dict)       # earliest Prometheus activeAt
 
     def fire(self, probe: str) -> None:
         self.fired_at[probe] = time.time()
@@ -227,14 +241,54 @@ class Ledger:
     def duplicates(self) -> int:
         return sum(n - 1 for n in self.received().values() if n > 1)
 
-    def latencies(self) -> dict[str, float]:
-        """Probe -> seconds from switching it on to its first FIRING email."""
+    def latencies(self, since: str = "switch") -> dict[str, float]:
+        """Probe -> seconds to its first FIRING email from switching it on (``since="switch"``)
+        or from the alert firing in Prometheus (``"firing"``, needs a FiringWatch)."""
+        start = self.fired_at if since == "switch" else self.active_at
         out: dict[str, float] = {}
         with self.sink._cond:
             pairs = [(str(m["Subject"]), e["received"]) for m, e in zip(self.sink.messages, self.sink.envelopes,
                                                                        strict=True)]
         for subject, at in pairs:
             m = _SUBJECT.match(subject)
-            if m and m.group(1) == "FIRING" and m.group(2) in self.fired_at and m.group(2) not in out:
-                out[m.group(2)] = at - self.fired_at[m.group(2)]
+            if m and m.group(1) == "FIRING" and m.group(2) in start and m.group(2) not in out:
+                out[m.group(2)] = at - start[m.group(2)]
         return out
+
+
+class FiringWatch:
+    """Records, per probe, the earliest ``activeAt`` any Prometheus replica reports: the
+    moment the alert fired (for: 0s), the start of "firing -> inbox"."""
+
+    def __init__(self, proms: list[PrometheusServer], ledgers: list[Ledger], every: float = 0.5):
+        self.proms, self.ledgers, self.every = proms, ledgers, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> FiringWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        from datetime import datetime
+
+        while not self._stop.wait(self.every):
+            for p in self.proms:
+                if not p.running():
+                    continue
+                try:
+                    alerts = p.api("alerts")["alerts"]
+                except Exception:  # noqa: BLE001 - a replica being killed answers nothing
+                    continue
+                for a in alerts:
+                    if a["labels"].get("alertname") != "FaultProbe" or a.get("state") != "firing":
+                        continue
+                    probe = a["labels"].get("instance", "")
+                    at = datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp()
+                    for led in self.ledgers:
+                        if probe in led.fired_at and at >= led.fired_at[probe] - 1:
+                            led.active_at[probe] = min(at, led.active_at.get(probe, at))
