@@ -261,8 +261,11 @@ class Claims:
             return False
         return stat.ephemeralOwner == self.client.client_id[0]
 
-    def complete(self, keys: Iterable[str], starts: dict[str, float | None] | None = None) -> None:
-        """Record ``keys`` as delivered (persistent), then release their claims."""
+    def complete(self, keys: Iterable[str], starts: dict[str, float | None] | None = None,
+                 held: Iterable[str] | None = None) -> None:
+        """Record ``keys`` as delivered (persistent), then release the claims we hold on them
+        (``held``; default all of ``keys``). A key sent without a claim (bypassed) is not
+        released: the claim znode there, if any, is a peer's."""
         keys = list(dict.fromkeys(keys))
         starts = starts or {}
         if not keys:
@@ -279,7 +282,7 @@ class Claims:
         if dups:
             log.warning("%d delivery(ies) were also sent by a peer router while claims could not be "
                         "coordinated (duplicates)", dups)
-        self.release(keys)
+        self.release(keys if held is None else [k for k in keys if k in set(held)])
 
     def _record_done(self, items: dict[str, float | None]) -> int:
         """Create or extend the done znodes; return how many record the same episode already

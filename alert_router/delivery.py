@@ -303,7 +303,7 @@ class Deliverer:
             self.store.mark_delivered(ids, now, digest=(kind == "digest"))
             if self.claims is not None:
                 starts = {self._claim_key(r): r.starts_at for r in rows}
-                self.claims.complete(list(starts), starts)
+                self.claims.complete(list(starts), starts, held=held if held is not None else ())
                 if held is not None:
                     held.difference_update(starts)
             self._window(rows[0].url_hash, now).append(now)

@@ -23,6 +23,8 @@ peer timeout 15 s (prometheus/alertmanager.yml, deploy/alertmanager); router ses
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -48,24 +50,33 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Traffic:
-    """Switches a new probe on, and the previous one off, every ``every`` seconds, in a thread."""
+    """Every ``every`` seconds, switches ``width`` new probes on and the previous ones off, in
+    a thread; the probes of a step are spread over its first half, so they reach Prometheus
+    at different points of the scrape and evaluation cycles."""
 
-    def __init__(self, ledger: Ledger, prefix: str, every: float):
-        self.ledger, self.prefix, self.every = ledger, prefix, every
+    def __init__(self, ledger: Ledger, prefix: str, every: float, width: int = 4):
+        self.ledger, self.prefix, self.every, self.width = ledger, prefix, every, width
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        prev, i = None, 0
+        prev: list[str] = []
+        step = 0
         while True:
-            probe = f"{self.prefix}-{i}"
-            self.ledger.fire(probe)
-            if prev:
-                self.ledger.resolve(prev)
-            prev, i = probe, i + 1
-            if self._stop.wait(self.every):
+            cur = [f"{self.prefix}-{step}-{j}" for j in range(self.width)]
+            for j, probe in enumerate(cur):
+                self.ledger.fire(probe)
+                if j < len(prev):
+                    self.ledger.resolve(prev[j])
+                if self._stop.wait(self.every / (2 * self.width)):
+                    break
+            prev, step = cur, step + 1
+            if self._stop.wait(self.every / 2):
                 break
-        self.ledger.resolve(prev)
+        resolved = {p for p, state in self.ledger.expected if state == "RESOLVED"}
+        for probe in list(self.ledger.fired_at):
+            if probe.startswith(f"{self.prefix}-") and probe not in resolved:
+                self.ledger.resolve(probe)
 
     def __enter__(self) -> Traffic:
         self._thread.start()
@@ -117,6 +128,8 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=120.0)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
+    # SIGTERM (timeout, Ctrl-C from a wrapper) still stops every server by PID.
+    signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))
     timing = TIMINGS[args.timing]
     every = args.every or 2 * float(timing["scrape_interval"].rstrip("s"))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fleetmon-availability-"))

@@ -146,3 +146,17 @@ def test_done_counts_for_the_same_episode_only(zk_server, zk_root):
     finally:
         a.stop()
         b.stop()
+
+
+def test_completing_a_bypassed_send_leaves_the_peers_claim(zk_server, zk_root):
+    peer = _started(_claims(zk_server.hosts, zk_root, router_id="peer"))
+    other = _started(_claims(zk_server.hosts, zk_root, router_id="other"))
+    try:
+        assert peer.acquire([K1]).send == [K1]
+        # 'other' sent K1 while it could not reach ZooKeeper (no claim held), and records it now.
+        other.complete([K1], held=())
+        assert other.client.exists(other.claim_path(K1)) is not None, "the peer's claim must stay"
+        assert other.client.exists(other.done_path(K1)) is not None
+    finally:
+        peer.stop()
+        other.stop()
