@@ -73,6 +73,9 @@ class Traffic:
             prev, step = cur, step + 1
             if self._stop.wait(self.every / 2):
                 break
+        # Probes switched on just now stay on one scrape interval at least (every/2), or
+        # Prometheus would never see them: that would be the benchmark's loss, not the path's.
+        threading.Event().wait(self.every / 2)
         resolved = {p for p, state in self.ledger.expected if state == "RESOLVED"}
         for probe in list(self.ledger.fired_at):
             if probe.startswith(f"{self.prefix}-") and probe not in resolved:
