@@ -176,6 +176,8 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
             if not isinstance(data[key], str) or not data[key].strip():
                 raise ConfigError(f"{source}: {key}: expected a non-empty string")
             kw[key] = data[key].strip()
+    if "zk" in kw:
+        _check_zk_hosts(kw["zk"], source)
     if "zk_root" in kw and not kw["zk_root"].startswith("/"):
         raise ConfigError(f"{source}: zk_root: must start with /")
     for key in ("zk_session_timeout", "zk_bypass_after", "claim_recheck", "done_ttl", "claim_start_skew"):
@@ -186,6 +188,16 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
             raise ConfigError(f"{source}: synchronous: FULL or NORMAL")
         kw["synchronous"] = str(data["synchronous"]).upper()
     return Config(**kw)
+
+
+def _check_zk_hosts(hosts: str, source: str) -> None:
+    """``h1:2181,h2:2181[/chroot]``: every member a host with an optional port."""
+    for member in hosts.split("/", 1)[0].split(","):
+        host, sep, port = member.strip().rpartition(":")
+        if not sep:
+            host, port = member.strip(), "2181"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{source}: zk: expected HOST:PORT[,HOST:PORT...], got {member.strip()!r}")
 
 
 def read_token(path: str) -> str:

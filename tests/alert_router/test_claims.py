@@ -160,3 +160,16 @@ def test_completing_a_bypassed_send_leaves_the_peers_claim(zk_server, zk_root):
     finally:
         peer.stop()
         other.stop()
+
+
+def test_bad_zk_hosts_are_a_config_error_naming_the_field(tmp_path):
+    import pytest
+
+    from alert_router.config import ConfigError, from_dict
+
+    assert from_dict({"zk": "127.0.0.1:2181,127.0.0.2:2181/fleet"}).zk == "127.0.0.1:2181,127.0.0.2:2181/fleet"
+    for bad in ("127.0.0.1:notaport", "127.0.0.1:2181,:2181", "h:70000"):
+        with pytest.raises(ConfigError, match=r"router.yml: zk: expected HOST:PORT"):
+            from_dict({"zk": bad}, "router.yml")
+    with pytest.raises(ConfigError, match="claim_recheck"):
+        from_dict({"zk": "127.0.0.1:2181", "claim_recheck": "soon"}, "router.yml")
