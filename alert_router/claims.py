@@ -191,6 +191,8 @@ class Claims:
         except (KazooException, ZookeeperError) as exc:
             # Lost the connection part-way: release what we took and decide as if it were away.
             log.warning("claiming deliveries failed (%s): will retry", type(exc).__name__)
+            # A bucket may be gone (ZooKeeper restored from nothing): ensure them again next time.
+            self._ready_paths.clear()
             self.release(out.send)
             return self.acquire_when_away(keys)
         self.on_outcome(MINE, len(out.send))
@@ -316,6 +318,7 @@ class Claims:
         except (KazooException, ZookeeperError) as exc:
             log.warning("recording %d delivery(ies) as done failed (%s); a peer may send them again",
                         len(items), type(exc).__name__)
+            self._ready_paths.clear()
             with self._state_lock:
                 self._unrecorded.update(items)
             return dups

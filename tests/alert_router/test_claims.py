@@ -173,3 +173,16 @@ def test_bad_zk_hosts_are_a_config_error_naming_the_field(tmp_path):
             from_dict({"zk": bad}, "router.yml")
     with pytest.raises(ConfigError, match="claim_recheck"):
         from_dict({"zk": "127.0.0.1:2181", "claim_recheck": "soon"}, "router.yml")
+
+
+def test_claims_survive_their_znodes_being_wiped(zk_server, zk_root):
+    a = _started(_claims(zk_server.hosts, zk_root))
+    try:
+        assert a.acquire([K1]).send == [K1]
+        a.complete([K1])
+        # ZooKeeper restored from nothing (or an operator deleted the tree): buckets are re-made.
+        a.client.delete(zk_root, recursive=True)
+        assert a.acquire([K3]).later == [K3], "K3's bucket (K1's) is gone: this attempt fails"
+        assert a.acquire([K3]).send == [K3]
+    finally:
+        a.stop()
