@@ -142,7 +142,7 @@ def main() -> None:
     watch = FiringWatch(path.proms, []).start()
     rows = []
     try:
-        am, prom = path.ams.members[0], path.proms[0]
+        am, prom = path.ams.first(), path.proms[0]  # the notifying member (position 0)
         victims: dict = {}
 
         def kill_router() -> None:

@@ -105,7 +105,9 @@ def _keep_traffic_until_all_in(prefix: str, seconds: float = 8.0) -> Callable[[L
 
 
 def test_sigkill_one_alertmanager(path: AlertPath):
-    victim = path.ams.members[0]
+    # The member at position 0, which sends the notifications: the others take over after
+    # their peer timeout.
+    victim = path.ams.first()
     run_fault(path, "am", lambda _l: victim.kill(), lambda: (victim.start(timeout=60), path.ams.wait_joined()),
               _keep_traffic_until_all_in("am-dead"))
 

@@ -454,6 +454,14 @@ class AlertmanagerServer(ManagedProcess):
         r.raise_for_status()
         return r.json()
 
+    def peer_position(self) -> int:
+        """This member's position in the cluster (0 notifies first; member n waits n x peer timeout)."""
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("alertmanager_peer_position "):
+                return int(float(line.split()[1]))
+        raise RuntimeError(f"{self.name}: no alertmanager_peer_position metric")
+
     def cluster_peers(self) -> int:
         """Members this Alertmanager sees in its gossip cluster (itself included)."""
         return len(self.status().get("cluster", {}).get("peers") or [])
@@ -499,6 +507,11 @@ class AlertmanagerCluster:
             m.start(timeout=timeout)
         self.wait_joined(timeout=timeout)
         return self
+
+    def first(self) -> AlertmanagerServer:
+        """The member at position 0: the one that notifies, whose death costs a peer timeout."""
+        live = [m for m in self.members if m.running()]
+        return next(m for m in live if m.peer_position() == 0)
 
     def wait_joined(self, timeout: float = 60.0) -> None:
         live = [m for m in self.members if m.running()]
