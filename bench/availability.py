@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=None, help="probe period (default: 2 scrape intervals)")
     ap.add_argument("--settle", type=float, default=120.0)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--phases", default=None, help="comma-separated phase names to run (default: all)")
     args = ap.parse_args()
     # SIGTERM (timeout, Ctrl-C from a wrapper) still stops every server by PID.
     signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))
@@ -169,6 +170,9 @@ def main() -> None:
             ("smtp-down", path.sink.stop, path.sink.start, args.smtp_down),
             ("zookeeper-down", path.zk.stop, zk_back, args.zk_down),
         ]
+        if args.phases:
+            wanted = set(args.phases.split(","))
+            phases = [p for p in phases if p[0] in wanted]
         for name, fault, restore, hold in phases:
             print(f"phase {name} ...", flush=True)
             rows.append(phase(path, watch, name, fault, restore, hold, every, args.settle))
