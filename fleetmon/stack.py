@@ -622,7 +622,37 @@ def status() -> int:
         bad += (not alive) or check != "ok"
         print(f"{info['name']:<18} {info['pid']:>7}  {'up' if alive else 'DOWN':<8} {check:<6} {url}")
     print("all up" if not bad else f"{bad} component(s) not healthy: see {RUN}/logs/")
+    for line in ha_summary(infos):
+        print(line)
     return 0 if not bad else 1
+
+
+def ha_summary(infos: list[dict[str, Any]]) -> list[str]:
+    """One line per redundant part of the alert path (docs/availability.md): how many
+    Alertmanagers see each other, and whether the routers coordinate through ZooKeeper."""
+    import requests
+
+    out = []
+    ams = [i for i in infos if i["name"] in ALERTMANAGERS and pid_alive(i)]
+    if ams:
+        try:
+            peers = len(requests.get(ams[0]["url"].rstrip("/") + "/api/v2/status", timeout=3)
+                        .json()["cluster"]["peers"] or [])
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            peers = 0
+        out.append(f"alertmanager cluster: {peers} member(s) gossiping, {len(ams)} of {len(ALERTMANAGERS)} running")
+    for i in infos:
+        if i["name"] not in ROUTERS or not pid_alive(i):
+            continue
+        base = i.get("probe", "").rsplit("/", 1)[0]
+        try:
+            text = requests.get(f"{base}/metrics", timeout=3).text
+            zk = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("alert_router_zk_connected ")), "?")
+        except requests.RequestException:
+            zk = "?"
+        state = {"1.0": "claims on (ZooKeeper connected)", "0.0": "claims OFF (ZooKeeper unreachable)"}.get(zk, "?")
+        out.append(f"{i['name']}: {state}")
+    return out
 
 
 # --------------------------------------------------------------------------- mailbox

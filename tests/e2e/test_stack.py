@@ -63,6 +63,7 @@ def test_start_status_second_start_stop(tmp_path):
 
         st = stack(env, "status")
         assert st.returncode == 0 and "all up" in st.stdout, st.stdout
+        assert "alert-router-2: claims on (ZooKeeper connected)" in st.stdout, st.stdout
 
         again = stack(env, "start")
         assert again.returncode == 1 and "already running" in again.stderr
@@ -86,6 +87,7 @@ def test_start_status_second_start_stop(tmp_path):
             wait_until(lambda am=am: len(requests.get(f"http://127.0.0.1:{ports[am]}/api/v2/status", timeout=5)
                                          .json()["cluster"]["peers"]) == 2, timeout=30,
                        what=f"{am} in a 2-member cluster")
+        assert "alertmanager cluster: 2 member(s) gossiping, 2 of 2 running" in stack(env, "status").stdout
         rules = requests.get(f"http://127.0.0.1:{ports['prometheus-a']}/api/v1/rules", timeout=5).json()
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
         assert "HighCpuUsage" in names
