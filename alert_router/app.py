@@ -69,6 +69,8 @@ class RouterState:
         return self.recipients.current.secrets | extra
 
     def start(self) -> None:
+        if self.deliverer.claims is not None:
+            self.deliverer.claims.start()
         self.deliverer.start()
         self._reloader = threading.Thread(target=self._reload_loop, name="alert-router-reload", daemon=True)
         self._reloader.start()
@@ -92,6 +94,8 @@ class RouterState:
     def close(self) -> None:
         self._stop.set()
         self.deliverer.stop()
+        if self.deliverer.claims is not None:
+            self.deliverer.claims.stop()
         self.store.close()
 
 
@@ -265,6 +269,30 @@ def _internal_error(exc: Exception) -> Response:
     return _error(500, "internal error")
 
 
+def _make_claims(cfg: Config, metrics: RouterMetrics) -> Any:
+    """ZooKeeper delivery claims when ``cfg.zk`` is set (router HA), else None."""
+    if not cfg.zk:
+        metrics.zk_connected.set(0)
+        return None
+    from fleetmon.zk import ZkSecurityError, make_client
+
+    from .claims import Claims
+
+    try:
+        # The router role may write only its claims subtree (fleetmon/zkacl.py).
+        client = make_client(cfg.zk, timeout=cfg.zk_session_timeout, role="router")
+    except ZkSecurityError as exc:
+        raise ConfigError(f"zk: {exc}") from None
+    claims = Claims(client, root=cfg.zk_root,
+                    router_id=cfg.router_id, bypass_after=cfg.zk_bypass_after, done_ttl=cfg.done_ttl,
+                    start_skew=cfg.claim_start_skew,
+                    on_outcome=lambda o, n: metrics.claims.labels(o).inc(n) if n else None,
+                    on_duplicate=metrics.duplicate_sends.inc)
+    metrics.zk_connected.set_function(lambda: 1.0 if claims.connected() else 0.0)
+    log.info("router HA: delivery claims in ZooKeeper %s under %s/alert-router", cfg.zk, cfg.zk_root)
+    return claims
+
+
 def create_app(config: Config | dict | None = None, *, start_workers: bool = True,
                send: Any = None) -> Flask:
     """Build the app. ``config`` is a :class:`Config`, a dict in the YAML file's shape, or None.
@@ -300,7 +328,8 @@ def create_app(config: Config | dict | None = None, *, start_workers: bool = Tru
     def secrets() -> frozenset[str]:
         return state.secrets()
 
-    deliverer = Deliverer(store, cfg, metrics, send=send or apprise_send, secrets=secrets)
+    deliverer = Deliverer(store, cfg, metrics, send=send or apprise_send, secrets=secrets,
+                          claims=_make_claims(cfg, metrics))
     state = RouterState(cfg, store, recipients, metrics, deliverer, token, token_sig)
 
     app = Flask(__name__)

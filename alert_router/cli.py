@@ -52,8 +52,10 @@ def _with_opts(f):
 @click.option("--tls-cert-file", type=click.Path(dir_okay=False),
               help="Serve HTTPS with this certificate (PEM, chain after the leaf); needs --tls-key-file.")
 @click.option("--tls-key-file", type=click.Path(dir_okay=False), help="Private key of --tls-cert-file.")
+@click.option("--zk", help="ZooKeeper hosts (h1:2281,h2:2281): coordinate deliveries with the other routers "
+                           "(router HA). Without it this router works alone.")
 def serve(config_file, listen, recipients, token_file, state_dir, log_level, tls_cert_file=None,
-          tls_key_file=None) -> None:
+          tls_key_file=None, zk=None) -> None:
     """Receive Alertmanager webhooks on POST /api/v1/alerts and deliver them."""
     from prometheus_client import disable_created_metrics
 
@@ -65,7 +67,7 @@ def serve(config_file, listen, recipients, token_file, state_dir, log_level, tls
     setup_logging(log_level, lambda: holder["state"].secrets() if "state" in holder else frozenset())
     try:
         cfg = _load(config_file, listen=listen, recipients=recipients, token_file=token_file,
-                    state_dir=state_dir, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
+                    state_dir=state_dir, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file, zk=zk)
         if bool(cfg.tls_cert_file) != bool(cfg.tls_key_file):
             raise ConfigError("tls_cert_file and tls_key_file: set both or neither")
         check_transport(cfg)

@@ -70,6 +70,15 @@ class Config:
     retention: float = 7 * 86400.0
     sms_max_chars: int = 159
     synchronous: str = "FULL"
+    # Router HA (claims.py): ZooKeeper hosts turn delivery claims on; None = a lone router.
+    zk: str | None = None
+    zk_root: str = "/fleetmon"
+    zk_session_timeout: float = 10.0
+    zk_bypass_after: float = 10.0   # ZooKeeper away this long: send without claims
+    claim_recheck: float = 2.0      # a row a peer holds is looked at again after this
+    done_ttl: float = 86400.0       # done znodes are deleted after this (> repeat_interval)
+    claim_start_skew: float = 30.0  # starts this close are one episode (HA Prometheus replicas)
+    router_id: str | None = None    # written into claims; default the host name
 
     def with_overrides(self, **kw: Any) -> Config:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -188,11 +197,33 @@ def _from_dict(data: dict[str, Any], source: str) -> Config:
     for key in ("reload_interval", "poll_interval", "retention"):
         if key in data:
             kw[key] = parse_duration(data[key], key)
+    for key in ("zk", "zk_root", "router_id"):
+        if data.get(key) is not None:
+            if not isinstance(data[key], str) or not data[key].strip():
+                raise ConfigError(f"{source}: {key}: expected a non-empty string")
+            kw[key] = data[key].strip()
+    if "zk" in kw:
+        _check_zk_hosts(kw["zk"], source)
+    if "zk_root" in kw and not kw["zk_root"].startswith("/"):
+        raise ConfigError(f"{source}: zk_root: must start with /")
+    for key in ("zk_session_timeout", "zk_bypass_after", "claim_recheck", "done_ttl", "claim_start_skew"):
+        if key in data:
+            kw[key] = parse_duration(data[key], key)
     if "synchronous" in data:
         if str(data["synchronous"]).upper() not in ("FULL", "NORMAL"):
             raise ConfigError(f"{source}: synchronous: FULL or NORMAL")
         kw["synchronous"] = str(data["synchronous"]).upper()
     return Config(**kw)
+
+
+def _check_zk_hosts(hosts: str, source: str) -> None:
+    """``h1:2181,h2:2181[/chroot]``: every member a host with an optional port."""
+    for member in hosts.split("/", 1)[0].split(","):
+        host, sep, port = member.strip().rpartition(":")
+        if not sep:
+            host, port = member.strip(), "2181"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{source}: zk: expected HOST:PORT[,HOST:PORT...], got {member.strip()!r}")
 
 
 def read_token(path: str) -> str:

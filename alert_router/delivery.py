@@ -7,6 +7,10 @@ flowing. A job sends one message per notification (all of that notification's ne
 states for that URL), or a single digest when the URL has had its quota of messages in
 the flood window. Failures are retried with exponential backoff and jitter, scheduled in
 the database (so retries survive restarts), until ``retry.max_age``; then dead-lettered.
+
+With ``claims`` (router HA, ``alert-router serve --zk``), each row is claimed in ZooKeeper
+before it is sent and recorded as done after (see claims.py): rows a peer router holds wait
+``claim_recheck`` seconds, rows a peer has sent are marked delivered without sending.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from fleetmon.secrets import scrub
 
 from . import formatting
+from .claims import Claims, claim_key
 from .config import Config
 from .metrics import RouterMetrics
 from .store import DeliveryRow, Store
@@ -90,8 +95,9 @@ class Deliverer:
     def __init__(self, store: Store, cfg: Config, metrics: RouterMetrics,
                  send: Callable[[str, formatting.Message], SendResult] = apprise_send,
                  secrets: Callable[[], frozenset[str]] = frozenset,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, claims: Claims | None = None):
         self.store = store
+        self.claims = claims
         self.cfg = cfg
         self.metrics = metrics
         self.send = send
@@ -192,16 +198,54 @@ class Deliverer:
         rows = self.store.claim(h, now)
         if not rows:
             return
+        held: set[str] = set()   # keys whose ZooKeeper claim this job holds
         try:
-            self._deliver_rows(h, rows, now)
+            if self.claims is not None:
+                rows = self._coordinate(rows, now, held)
+                if not rows:
+                    return
+            self._deliver_rows(h, rows, now, held)
         except Exception:
             # E.g. the database refused the outcome. Put what is still claimed back in the
             # queue (a later retry may duplicate a message; losing it would be worse).
             ids = [r.id for r in rows]
             self.store.defer_if_sending(ids, now + backoff_delay(1, self.cfg))
             raise
+        finally:
+            if self.claims is not None and held:
+                # Failed, deferred or flood-held rows: let a peer (or our own retry) take them.
+                self.claims.release(held)
 
-    def _deliver_rows(self, h: str, rows: list[DeliveryRow], now: float) -> None:
+    def _coordinate(self, rows: list[DeliveryRow], now: float, held: set[str]) -> list[DeliveryRow]:
+        """Claim the rows in ZooKeeper; return those this router sends now."""
+        assert self.claims is not None
+        by_key: dict[str, list[DeliveryRow]] = {}
+        for r in rows:
+            by_key.setdefault(self._claim_key(r), []).append(r)
+        # Two rows of one alert state here (the same episode reported with starts a replica
+        # apart, or two episodes): send the oldest now; the other is looked at again after
+        # it, and then counts as done or as a new episode.
+        first = {k: rs[0] for k, rs in by_key.items()}
+        again = [r.id for rs in by_key.values() for r in rs[1:]]
+        res = self.claims.acquire(list(first), {k: r.starts_at for k, r in first.items()})
+        if res.done:
+            ids = [first[k].id for k in res.done]
+            self.store.mark_peer_delivered(ids, self.clock())
+            self.metrics.delivered_by_peer.labels(rows[0].channel).inc(len(ids))
+            log.info("%d alert state(s) for %s already delivered by a peer router", len(ids), rows[0].url_masked)
+        later = [first[k].id for k in res.later] + again
+        if later:
+            self.store.defer(later, now + self.cfg.claim_recheck)
+        bypassed = set(res.bypassed)
+        held.update(k for k in res.send if k not in bypassed)
+        send = {first[k].id for k in res.send}
+        return [r for r in rows if r.id in send]
+
+    @staticmethod
+    def _claim_key(r: DeliveryRow) -> str:
+        return claim_key(r.fingerprint, r.alert_status, r.url_hash)
+
+    def _deliver_rows(self, h: str, rows: list[DeliveryRow], now: float, held: set[str] | None = None) -> None:
         notifs = self.store.notifications(r.notification_id for r in rows)
         batches: dict[int, list[DeliveryRow]] = {}
         for r in rows:
@@ -222,7 +266,7 @@ class Deliverer:
                 alerts = self._alerts(notifs[nid], brows)
                 msg = formatting.render(first.channel, alerts, notifs[nid], self.cfg.sms_max_chars, now)
                 res = self._send(first.url, msg)
-                retry_at = self._record(brows, res, "single", notifs)
+                retry_at = self._record(brows, res, "single", notifs, held)
                 if retry_at is not None:
                     # The recipient is failing: do not spend a timeout per remaining notification.
                     rest = [r.id for _, rr in items[i + 1:] for r in rr]
@@ -235,7 +279,7 @@ class Deliverer:
             res = self._send(first.url, msg)
             if res.ok:
                 self.metrics.digests.labels(first.channel).inc()
-            self._record(rows, res, "digest", notifs)
+            self._record(rows, res, "digest", notifs, held)
 
     def _alerts(self, notif: dict, rows: list[DeliveryRow]) -> list[dict]:
         by_fp = {a.get("fingerprint"): a for a in notif.get("alerts", [])}
@@ -247,7 +291,8 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001
             return SendResult(False, "exception", type(exc).__name__)
 
-    def _record(self, rows: list[DeliveryRow], res: SendResult, kind: str, notifs: dict[int, dict]) -> float | None:
+    def _record(self, rows: list[DeliveryRow], res: SendResult, kind: str, notifs: dict[int, dict],
+                held: set[str] | None = None) -> float | None:
         """Store the outcome; return the retry time if the attempt failed and will be retried."""
         now = self.clock()
         ch = rows[0].channel
@@ -256,6 +301,11 @@ class Deliverer:
         names = ", ".join(sorted({r.alertname for r in rows}))
         if res.ok:
             self.store.mark_delivered(ids, now, digest=(kind == "digest"))
+            if self.claims is not None:
+                starts = {self._claim_key(r): r.starts_at for r in rows}
+                self.claims.complete(list(starts), starts, held=held if held is not None else ())
+                if held is not None:
+                    held.difference_update(starts)
             self._window(rows[0].url_hash, now).append(now)
             self.metrics.messages.labels(ch, kind).inc()
             self.metrics.delivered.labels(ch).inc(len(rows))

@@ -80,7 +80,24 @@ class RouterMetrics:
         self.reload_ok = Gauge("alert_router_recipients_last_reload_successful",
                                "1 if the last recipients file load succeeded.", registry=r)
         self.recipient_groups = Gauge("alert_router_recipient_groups", "Recipient groups in use.", registry=r)
+        # Router HA (claims.py): only meaningful with --zk, always exported so dashboards agree.
+        self.delivered_by_peer = Counter("alert_router_deliveries_delivered_by_peer",
+                                         "Delivery rows a peer router sent (its done znode), not sent here.",
+                                         ["channel"], registry=r)
+        self.claims = Counter("alert_router_claims",
+                              "Delivery claim attempts in ZooKeeper by outcome (acquired, held_by_peer, "
+                              "done_by_peer, waiting_for_zk, bypassed = sent without a claim).", ["outcome"],
+                              registry=r)
+        self.duplicate_sends = Counter("alert_router_duplicate_sends",
+                                       "Deliveries found to have been sent by a peer router too (ZooKeeper was "
+                                       "unreachable, or a session expired mid-send).", registry=r)
+        self.zk_connected = Gauge("alert_router_zk_connected",
+                                  "1 while connected to ZooKeeper for delivery claims (0 without --zk).",
+                                  registry=r)
+        for outcome in ("acquired", "held_by_peer", "done_by_peer", "waiting_for_zk", "bypassed"):
+            self.claims.labels(outcome)
         for ch in CHANNELS:
+            self.delivered_by_peer.labels(ch)
             for c in (self.stored, self.delivered, self.retried, self.dead, self.digests):
                 c.labels(ch)
             self.messages.labels(ch, "single")

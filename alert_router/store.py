@@ -111,10 +111,11 @@ class DeliveryRow:
     channel: str
     attempts: int
     created_at: float
+    dedup_key: str = ""
 
 
 _ROW_COLS = ("id, notification_id, fingerprint, alertname, alert_status, severity, starts_at, ends_at, "
-             "recipient, url, url_hash, url_masked, channel, attempts, created_at")
+             "recipient, url, url_hash, url_masked, channel, attempts, created_at, dedup_key")
 
 
 class Store:
@@ -139,6 +140,10 @@ class Store:
         finally:
             os.umask(old_umask)
         conn.executescript(SCHEMA)
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(deliveries)")}
+        if "by_peer" not in cols:
+            # Added for router HA (alert_router/claims.py): 1 when a peer router sent it.
+            conn.execute("ALTER TABLE deliveries ADD COLUMN by_peer INTEGER NOT NULL DEFAULT 0")
 
     def conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -290,6 +295,12 @@ class Store:
             " attempts = attempts + 1, digest = ?, last_error = NULL WHERE id = ?",
             [(now, now, int(digest), i) for i in ids]))
 
+    def mark_peer_delivered(self, ids: list[int], now: float) -> None:
+        """A peer router sent these (its done znode says so): delivered, without an attempt here."""
+        self._tx(lambda c: c.executemany(
+            "UPDATE deliveries SET status = 'delivered', delivered_at = ?, by_peer = 1, last_error = NULL"
+            " WHERE id = ?", [(now, i) for i in ids]))
+
     def mark_failed(self, ids: list[int], now: float, error: str, next_attempt_at: float | None) -> None:
         """Record a failed attempt: due again at ``next_attempt_at``, or dead-lettered if None."""
         status = DEAD if next_attempt_at is None else PENDING
@@ -340,18 +351,19 @@ class Store:
             args.append(status)
         sql = ("SELECT id, notification_id, fingerprint, alertname, alert_status, severity, recipient,"
                " url_masked, channel, status, attempts, created_at, next_attempt_at, last_attempt_at,"
-               " delivered_at, digest, last_error FROM deliveries")
+               " delivered_at, digest, last_error, by_peer FROM deliveries")
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         keys = ("id", "notification_id", "fingerprint", "alertname", "alert_status", "severity", "recipient",
                 "url", "channel", "status", "attempts", "created_at", "next_attempt_at", "last_attempt_at",
-                "delivered_at", "digest", "last_error")
+                "delivered_at", "digest", "last_error", "by_peer")
         out = []
         for row in self.conn().execute(sql, args):
             d = dict(zip(keys, row, strict=True))
             d["digest"] = bool(d["digest"])
+            d["by_peer"] = bool(d["by_peer"])
             if d["status"] in (DELIVERED, DEAD):
                 d["next_attempt_at"] = None
             out.append(d)

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "scale_zk": "ZooKeeper and sidecar cost at 25,000 registrations",
     "security_cost": "registration over TLS + ACLs vs plain; signed vs unsigned rule apply",
     "packaging": ".deb sizes, install times, exporter start/RSS installed vs checkout vs node_exporter",
+    "availability": "alert path under faults: lost, duplicated, firing -> inbox per fault",
 }
 
 

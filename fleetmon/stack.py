@@ -2,9 +2,11 @@
 
 Every part runs as a plain process with its pid file, log and state under ``.run/``:
 ZooKeeper; two Prometheus shards, each with its ``fleet-discovery run`` sidecar (which also
-runs the rulesync agent); the global Prometheus with console templates, fed by
-``fleet-discovery global``; Alertmanager (``prometheus/alertmanager.yml`` pointed at the
-router); alert-router; a local SMTP server with a mailbox page; the exporter for this
+runs the rulesync agent), shard ``a`` as an HA pair (replicas r1 and r2, both scraping every
+host of the shard); the global Prometheus with console templates, fed by
+``fleet-discovery global``; a 2-member Alertmanager gossip cluster (``prometheus/alertmanager.yml``,
+every member posting to both routers); two alert-routers coordinating deliveries through
+ZooKeeper (``--zk``); a local SMTP server with a mailbox page; the exporter for this
 machine; the host simulator playing ``stack/scenario.yaml``; then ``rulesync apply
 stack/rules.yaml``. Ports come from ``FLEETMON_PORT_<NAME>`` environment variables.
 
@@ -50,10 +52,16 @@ DEFAULT_PORTS = {
     "prometheus-b": 9191,
     "prometheus-global": 9192,
     "alertmanager": 9193,
+    "alertmanager-2": 9194,
+    "prometheus-a2": 9195,
+    "alertmanager-gossip": 9196,
+    "alertmanager-2-gossip": 9197,
     "sidecar-a": 9848,
     "sidecar-b": 9858,
+    "sidecar-a2": 9878,
     "discovery-global": 9868,
     "alert-router": 9849,
+    "alert-router-2": 9859,
     "exporter": 9847,
     "simulator": 9850,
     "smtp": 2525,
@@ -69,6 +77,17 @@ SECURITY = RUN / "security"
 def zk_insecure() -> bool:
     return env_flag(os.environ.get(ENV_INSECURE), ENV_INSECURE)
 SHARDS = ("a", "b")
+# Shard a runs as an HA pair: both replicas scrape the same hosts and evaluate the same rules;
+# Alertmanager merges their identical alerts (replica is dropped from alert labels) and the
+# global Prometheus counts each host once whichever replica answers (prometheus/global.yml).
+REPLICAS = {"a": ("r1", "r2"), "b": ("r1",)}
+ALERTMANAGERS = ("alertmanager", "alertmanager-2")
+ROUTERS = ("alert-router", "alert-router-2")
+
+
+def replica_name(shard: str, replica: str) -> str:
+    """``prometheus-a`` for r1, ``prometheus-a2`` for r2 (the port and process names)."""
+    return f"{shard}" if replica == "r1" else f"{shard}{replica[1:]}"
 SCRAPE_INTERVAL = os.environ.get("FLEETMON_SCRAPE_INTERVAL", "15s")
 EVAL_INTERVAL = os.environ.get("FLEETMON_EVAL_INTERVAL", "15s")
 
@@ -284,9 +303,11 @@ def write_yaml(path: Path, data: Any, mode: int = 0o644) -> None:
     write_atomic(path, yaml.safe_dump(data, sort_keys=False), mode)
 
 
-def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
+def shard_config(shard: str, port: dict[str, int], pdir: Path, replica: str = "r1") -> str:
     """The shard's Prometheus config, rendered from the shipped template (prometheus/shard.yml.tmpl)
-    exactly as production renders it, with the shipped recording rules copied beside it."""
+    exactly as production renders it, with the shipped recording rules copied beside it. Every
+    replica sends its alerts to every Alertmanager of the cluster."""
+    rn = replica_name(shard, replica)
     from discovery.promconfig import render_shard_config
 
     shipped = pdir / "shard-rules"
@@ -294,10 +315,10 @@ def shard_config(shard: str, port: dict[str, int], pdir: Path) -> str:
     for name in ("recording.yml", "fleet.yml"):
         (shipped / name).write_bytes(prometheus_file("rules", name).read_bytes())
     return render_shard_config(
-        shard=shard, replica="r1", targets_file="targets.json",
-        sidecar_address=f"{HOST}:{port[f'sidecar-{shard}']}",
-        prometheus_address=f"{HOST}:{port[f'prometheus-{shard}']}",
-        rules_dir="rules", alertmanagers=[f"{HOST}:{port['alertmanager']}"],
+        shard=shard, replica=replica, targets_file="targets.json",
+        sidecar_address=f"{HOST}:{port[f'sidecar-{rn}']}",
+        prometheus_address=f"{HOST}:{port[f'prometheus-{rn}']}",
+        rules_dir="rules", alertmanagers=[f"{HOST}:{port[a]}" for a in ALERTMANAGERS],
         scrape_interval=SCRAPE_INTERVAL, evaluation_interval=EVAL_INTERVAL,
         shipped_rules_glob="shard-rules/*.yml",
     )
@@ -336,11 +357,14 @@ def alertmanager_config(port: dict[str, int], token_file: Path) -> dict[str, Any
                   "group_wait": "10s", "group_interval": "30s", "repeat_interval": "4h"},
         "receivers": [{"name": "alert-router", "webhook_configs": [{"send_resolved": True}]}]}
     for rcv in cfg.get("receivers", []):
-        for wh in rcv.get("webhook_configs", []):
-            wh["url"] = f"https://{HOST}:{port['alert-router']}/api/v1/alerts"
-            hc = wh.setdefault("http_config", {})
-            hc["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
-            hc["tls_config"] = {"ca_file": str(TLS_CA)}
+        hooks = rcv.get("webhook_configs", [])
+        # One webhook per router (router HA): the shipped file lists two.
+        while hooks and len(hooks) < len(ROUTERS):
+            hooks.append(dict(hooks[0]))
+        for i, wh in enumerate(hooks):
+            wh["url"] = f"https://{HOST}:{port[ROUTERS[i % len(ROUTERS)]]}/api/v1/alerts"
+            wh["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+                                 "tls_config": {"ca_file": str(TLS_CA)}}
     return cfg
 
 
@@ -417,17 +441,21 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
         write_yaml(rdir / "local-recipients.yaml", {"recipients": {"oncall": [
             f"mailto://{HOST}:{port['smtp']}?from=fleetmon@localhost&to=oncall@localhost&mode=insecure"]}}, 0o600)
         write_yaml(rdir / "alert-router.yml", {"local_recipients": str(rdir / "local-recipients.yaml")}, 0o600)
-        ru = lambda path="": f"https://{HOST}:{port['alert-router']}{path}"  # noqa: E731
-        procs.append(Proc("alert-router", py("alert_router.cli", "alert-router", "serve",
-                                             "--config", str(rdir / "alert-router.yml"),
-                                             "--listen", f"{HOST}:{port['alert-router']}",
-                                             "--recipients", str(RUN / "rules-compiled" / "recipients.yaml"),
-                                             "--token-file", str(token_file),
-                                             "--state-dir", str(rdir / "state"),
-                                             "--tls-cert-file", str(cert), "--tls-key-file", str(key)),
-                          lambda: http_ok(ru("/healthz")), ru("/api/v1/deliveries"),
-                          f"alert-router deliveries over HTTPS (CA {TLS_CA}; Alertmanager webhook -> email)",
-                          probe=ru("/healthz")))
+        for i, name in enumerate(ROUTERS, start=1):
+            # Two routers over HTTPS, each with its own queue, both receiving everything; ZooKeeper
+            # claims make each alert state go out once (docs/availability.md).
+            ru = lambda path="", name=name: f"https://{HOST}:{port[name]}{path}"  # noqa: E731
+            procs.append(Proc(name, py("alert_router.cli", "alert-router", "serve",
+                                       "--config", str(rdir / "alert-router.yml"),
+                                       "--listen", f"{HOST}:{port[name]}",
+                                       "--recipients", str(RUN / "rules-compiled" / "recipients.yaml"),
+                                       "--token-file", str(token_file),
+                                       "--state-dir", str(rdir / f"state-{i}"),
+                                       "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                                       "--zk", zk),
+                              lambda ru=ru: http_ok(ru("/healthz")), ru("/api/v1/deliveries"),
+                              f"alert-router {i} deliveries over HTTPS (CA {TLS_CA}; Alertmanager webhook -> email)",
+                              probe=ru("/healthz")))
     else:
         missing.append("alert-router (alert_router package)")
 
@@ -435,42 +463,51 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
     if am:
         adir = RUN / "alertmanager"
         write_yaml(adir / "alertmanager.yml", alertmanager_config(port, token_file))
-        procs.append(Proc("alertmanager", [am, f"--config.file={adir / 'alertmanager.yml'}",
-                                           f"--storage.path={adir / 'data'}",
-                                           f"--web.listen-address={HOST}:{port['alertmanager']}",
-                                           f"--web.external-url={u('alertmanager')}",
-                                           "--cluster.listen-address="],
-                          lambda: http_ok(u("alertmanager", "/-/ready")), u("alertmanager", "/"), "Alertmanager"))
+        gossip = {a: port[f"{a}-gossip"] for a in ALERTMANAGERS}
+        for name in ALERTMANAGERS:
+            peers = [f"--cluster.peer={HOST}:{p}" for a, p in gossip.items() if a != name]
+            procs.append(Proc(name, [am, f"--config.file={adir / 'alertmanager.yml'}",
+                                     f"--storage.path={adir / ('data' if name == 'alertmanager' else 'data-2')}",
+                                     f"--web.listen-address={HOST}:{port[name]}",
+                                     f"--web.external-url={u(name)}",
+                                     f"--cluster.listen-address={HOST}:{gossip[name]}",
+                                     f"--cluster.advertise-address={HOST}:{gossip[name]}", *peers,
+                                     "--cluster.settle-timeout=5s"],
+                              lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/"),
+                              f"Alertmanager (cluster member {ALERTMANAGERS.index(name) + 1})"))
     else:
         missing.append("Alertmanager (apt-get install prometheus-alertmanager)")
 
     prom = shutil.which("prometheus")
     have_discovery = have_module("discovery.cli")
     for shard in SHARDS:
-        pdir = RUN / f"prometheus-{shard}"
-        (pdir / "rules").mkdir(parents=True, exist_ok=True)
-        if not (pdir / "targets.json").exists():
-            (pdir / "targets.json").write_text("[]\n")
-        if prom:
-            from fleetmon.atomic import write_atomic
-
-            write_atomic(pdir / "prometheus.yml", shard_config(shard, port, pdir))
-            name = f"prometheus-{shard}"
-            procs.append(Proc(name, [prom, f"--config.file={pdir / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={pdir / 'data'}",
-                                     f"--web.listen-address={HOST}:{port[name]}", "--web.enable-lifecycle",
-                                     f"--web.external-url={u(name)}", "--storage.tsdb.retention.time=2d"],
-                              lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/classic/graph"),
-                              f"Prometheus shard {shard}", timeout=90, probe=u(name, "/-/ready")))
-        if have_discovery:
-            name = f"sidecar-{shard}"
-            args = ["run", "--zk", zk, "--shard", shard, "--replica", "r1", "--output", str(pdir / "targets.json"),
-                    "--listen", f"{HOST}:{port[name]}"]
+        for replica in REPLICAS[shard]:
+            rn = replica_name(shard, replica)
+            pdir = RUN / f"prometheus-{rn}"
+            (pdir / "rules").mkdir(parents=True, exist_ok=True)
+            if not (pdir / "targets.json").exists():
+                (pdir / "targets.json").write_text("[]\n")
+            pair = f" (replica {replica})" if len(REPLICAS[shard]) > 1 else ""
             if prom:
-                args += ["--prometheus-url", u(f"prometheus-{shard}"), "--rules-dir", str(pdir / "rules")]
-            procs.append(Proc(name, py("discovery.cli", "fleet-discovery", *args),
-                              lambda name=name: http_ok(u(name, "/metrics")), u(name, "/metrics"),
-                              f"discovery sidecar of shard {shard} (+ rulesync agent)"))
+                from fleetmon.atomic import write_atomic
+
+                write_atomic(pdir / "prometheus.yml", shard_config(shard, port, pdir, replica))
+                name = f"prometheus-{rn}"
+                procs.append(Proc(name, [prom, f"--config.file={pdir / 'prometheus.yml'}",
+                                         f"--storage.tsdb.path={pdir / 'data'}",
+                                         f"--web.listen-address={HOST}:{port[name]}", "--web.enable-lifecycle",
+                                         f"--web.external-url={u(name)}", "--storage.tsdb.retention.time=2d"],
+                                  lambda name=name: http_ok(u(name, "/-/ready")), u(name, "/classic/graph"),
+                                  f"Prometheus shard {shard}{pair}", timeout=90, probe=u(name, "/-/ready")))
+            if have_discovery:
+                name = f"sidecar-{rn}"
+                args = ["run", "--zk", zk, "--shard", shard, "--replica", replica, "--output",
+                        str(pdir / "targets.json"), "--listen", f"{HOST}:{port[name]}"]
+                if prom:
+                    args += ["--prometheus-url", u(f"prometheus-{rn}"), "--rules-dir", str(pdir / "rules")]
+                procs.append(Proc(name, py("discovery.cli", "fleet-discovery", *args),
+                                  lambda name=name: http_ok(u(name, "/metrics")), u(name, "/metrics"),
+                                  f"discovery sidecar of shard {shard}{pair} (+ rulesync agent)"))
     if not prom:
         missing.append("Prometheus (apt-get install prometheus)")
     if not have_discovery:
@@ -487,8 +524,8 @@ def plan(port: dict[str, int], n_hosts: int) -> tuple[list[Proc], list[str]]:
         if (gdir / "rules").is_symlink() or (gdir / "rules").exists():
             (gdir / "rules").unlink() if (gdir / "rules").is_symlink() else shutil.rmtree(gdir / "rules")
         (gdir / "rules").symlink_to(shipped / "rules")
-        tfiles = {"alertmanagers.json": [{"targets": [f"{HOST}:{port['alertmanager']}"]}],
-                  "alert-router.json": [{"targets": [f"{HOST}:{port['alert-router']}"]}]}
+        tfiles = {"alertmanagers.json": [{"targets": [f"{HOST}:{port[a]}" for a in ALERTMANAGERS]}],
+                  "alert-router.json": [{"targets": [f"{HOST}:{port[r]}" for r in ROUTERS]}]}
         for fname, content in tfiles.items():
             (gdir / "targets" / fname).write_text(json.dumps(content) + "\n")
         if not (gdir / "targets" / "global-shards.json").exists():
@@ -557,7 +594,7 @@ def reset_alert_state(run: Path) -> list[Path]:
     the router's delivery history and the mailbox are kept. Returns the files removed.
     """
     removed = []
-    for nflog in sorted(run.glob("alertmanager*/data/nflog")):
+    for nflog in sorted(run.glob("alertmanager*/data*/nflog")):
         nflog.unlink(missing_ok=True)
         removed.append(nflog)
     return removed
@@ -674,7 +711,37 @@ def status() -> int:
         bad += (not alive) or check != "ok"
         print(f"{info['name']:<18} {info['pid']:>7}  {'up' if alive else 'DOWN':<8} {check:<6} {url}")
     print("all up" if not bad else f"{bad} component(s) not healthy: see {RUN}/logs/")
+    for line in ha_summary(infos):
+        print(line)
     return 0 if not bad else 1
+
+
+def ha_summary(infos: list[dict[str, Any]]) -> list[str]:
+    """One line per redundant part of the alert path (docs/availability.md): how many
+    Alertmanagers see each other, and whether the routers coordinate through ZooKeeper."""
+    import requests
+
+    out = []
+    ams = [i for i in infos if i["name"] in ALERTMANAGERS and pid_alive(i)]
+    if ams:
+        try:
+            peers = len(requests.get(ams[0]["url"].rstrip("/") + "/api/v2/status", timeout=3)
+                        .json()["cluster"]["peers"] or [])
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            peers = 0
+        out.append(f"alertmanager cluster: {peers} member(s) gossiping, {len(ams)} of {len(ALERTMANAGERS)} running")
+    for i in infos:
+        if i["name"] not in ROUTERS or not pid_alive(i):
+            continue
+        base = i.get("probe", "").rsplit("/", 1)[0]
+        try:
+            text = requests.get(f"{base}/metrics", timeout=3).text
+            zk = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("alert_router_zk_connected ")), "?")
+        except requests.RequestException:
+            zk = "?"
+        state = {"1.0": "claims on (ZooKeeper connected)", "0.0": "claims OFF (ZooKeeper unreachable)"}.get(zk, "?")
+        out.append(f"{i['name']}: {state}")
+    return out
 
 
 # --------------------------------------------------------------------------- mailbox

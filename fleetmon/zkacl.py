@@ -3,18 +3,19 @@
 The path alone decides the ACL, whoever creates the node, so a bucket parent made by a
 registrar still lets the reaper delete in it, and ``rulesync acl check`` can tell a wrong
 ACL from a right one. The fleetmon root is everything before the first layout segment
-(``hosts``, ``alive``, ``absent``, ``shards``, ``reaper``, ``rules``): a root must not itself
-contain one of those names.
+(``hosts``, ``alive``, ``absent``, ``shards``, ``reaper``, ``rules``, ``alert-router``): a root
+must not itself contain one of those names.
 
-| subtree | admin | registrar | sidecar | publisher | reader |
-|---|---|---|---|---|---|
-| root and its parents | all | read, create | read, create | read, create | read |
-| `hosts/...` | all | create, read, write, delete | read, delete (reaper) | - | read |
-| `alive/...` | all | create, read, write, delete | read, create, delete (reaper guard) | - | read |
-| `absent/...` | all | read, delete (deregister) | create, read, write, delete | - | read |
-| `shards/...`, `reaper` | all | - | create, read, write, delete | read | read |
-| `rules`, `rules/bundle` | all | - | read (+create on `rules`) | create, read, write, delete | read |
-| `rules/status/...` | all | - | create, read, write, delete | read | read |
+| subtree | admin | registrar | sidecar | publisher | router | reader |
+|---|---|---|---|---|---|---|
+| root and its parents | all | read, create | read, create | read, create | read, create | read |
+| `hosts/...` | all | create, read, write, delete | read, delete (reaper) | - | - | read |
+| `alive/...` | all | create, read, write, delete | read, create, delete (reaper guard) | - | - | read |
+| `absent/...` | all | read, delete (deregister) | create, read, write, delete | - | - | read |
+| `shards/...`, `reaper` | all | - | create, read, write, delete | read | - | read |
+| `rules`, `rules/bundle` | all | - | read (+create on `rules`) | create, read, write, delete | - | read |
+| `rules/status/...` | all | - | create, read, write, delete | read | - | read |
+| `alert-router/...` (delivery claims) | all | - | - | - | create, read, write, delete | read |
 
 Everyone else (anonymous, wrong password) gets nothing. Entries (leaf znodes) get the same
 ACL as their subtree minus create/delete for roles that only need those on the parent.
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 from kazoo.security import ACL, Id, Permissions, make_digest_acl_credential
 
-ROLES = ("admin", "registrar", "publisher", "sidecar", "reader")
-TOP = ("hosts", "alive", "absent", "shards", "reaper", "rules")
+ROLES = ("admin", "registrar", "publisher", "sidecar", "router", "reader")
+TOP = ("hosts", "alive", "absent", "shards", "reaper", "rules", "alert-router")
 
 R, W, C, D, A = (Permissions.READ, Permissions.WRITE, Permissions.CREATE, Permissions.DELETE,
                  Permissions.ADMIN)
@@ -34,7 +35,7 @@ CRWD = C | R | W | D
 
 # kind -> {role: perms}; admin always gets ALL.
 _TABLE: dict[str, dict[str, int]] = {
-    "root": {"registrar": R | C, "sidecar": R | C, "publisher": R | C, "reader": R},
+    "root": {"registrar": R | C, "sidecar": R | C, "publisher": R | C, "router": R | C, "reader": R},
     "hosts": {"registrar": CRWD, "sidecar": R | D, "reader": R},
     "hosts-entry": {"registrar": CRWD, "sidecar": R, "reader": R},
     "alive": {"registrar": CRWD, "sidecar": R | C | D, "reader": R},
@@ -45,6 +46,7 @@ _TABLE: dict[str, dict[str, int]] = {
     "rules": {"publisher": CRWD, "sidecar": R | C, "reader": R},
     "rules-bundle": {"publisher": CRWD, "sidecar": R, "reader": R},
     "rules-status": {"sidecar": CRWD, "publisher": R, "reader": R},
+    "alert-router": {"router": CRWD, "reader": R},
 }
 
 
@@ -72,7 +74,7 @@ def kind_of(path: str) -> str:
         return f"{top}-entry" if len(rest) >= 3 else top
     if top == "absent":
         return "absent"
-    if top in ("shards", "reaper"):
+    if top in ("shards", "reaper", "alert-router"):
         return top
     # rules
     if len(rest) >= 2 and rest[1] == "status":

@@ -76,12 +76,20 @@ def make_pki(d: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), days:
 
 
 def make_credentials(d: Path, prefix: str = "fleetmon-") -> dict[str, str]:
-    """A random password per role in ``<role>.credential`` (0600) and ``acl-ids``; returns the ids."""
+    """A random password per role in ``<role>.credential`` (0600) and ``acl-ids``; returns the ids.
+
+    Credentials that already exist are kept (a role added in a newer version gets its own
+    without changing the others' passwords); ``acl-ids`` is rewritten from all of them.
+    """
     d.mkdir(parents=True, exist_ok=True)
     ids = {}
     for role in zkacl.ROLES:
-        user, password = f"{prefix}{role}", secrets.token_urlsafe(24)
-        _write(d / f"{role}.credential", f"{user}:{password}\n".encode(), 0o600)
+        path = d / f"{role}.credential"
+        if path.exists():
+            user, _, password = path.read_text().strip().partition(":")
+        else:
+            user, password = f"{prefix}{role}", secrets.token_urlsafe(24)
+            _write(path, f"{user}:{password}\n".encode(), 0o600)
         ids[role] = zkacl.digest_id(user, password)
     lines = ["# role user:base64(sha1(user:password)) -- digest identities named in fleetmon ACLs; not secret"]
     lines += [f"{r} {ids[r]}" for r in zkacl.ROLES]
@@ -105,7 +113,7 @@ def ensure(d: Path) -> Path:
     """Create whatever of the PKI, credentials and signing keys is missing in ``d``; return ``d``."""
     if not (d / "ca.pem").exists() or not (d / SERVER_KEYSTORE).exists():
         make_pki(d)
-    if not (d / "acl-ids").exists():
+    if not (d / "acl-ids").exists() or any(not (d / f"{r}.credential").exists() for r in zkacl.ROLES):
         make_credentials(d)
     if not (d / "rules-signing.key").exists():
         make_signing_key(d)

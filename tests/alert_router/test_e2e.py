@@ -147,16 +147,19 @@ def test_shipped_alertmanager_config(router_factory, alertmanager_factory, smtp_
     # Every firing -> delivered path under a minute: a new group waits group_wait, an alert
     # joining a notified group (and every resolve) waits at most group_interval.
     assert _seconds(route["group_wait"]) <= 15 and _seconds(route["group_interval"]) <= 30
-    hook = cfg["receivers"][0]["webhook_configs"][0]
-    assert hook["send_resolved"] is True and hook["http_config"]["authorization"]["type"] == "Bearer"
-    assert hook["url"].startswith("https://") and hook["url"].endswith(":9849/api/v1/alerts")
-    assert hook["http_config"]["tls_config"]["ca_file"]  # the router's CA, not the system bundle
+    hooks = cfg["receivers"][0]["webhook_configs"]
+    assert len(hooks) >= 2  # router HA: every member posts to every router
+    for hook in hooks:
+        assert hook["send_resolved"] is True and hook["http_config"]["authorization"]["type"] == "Bearer"
+        assert hook["url"].startswith("https://") and hook["url"].endswith(":9849/api/v1/alerts")
+        assert hook["http_config"]["tls_config"]["ca_file"]  # the router's CA, not the system bundle
 
     # The same file, pointed at a test router over HTTPS, really delivers.
     router = router_factory({"default": [smtp_sink.mailto_url()]}, tls=True)
-    hook["url"] = f"{router.url}/api/v1/alerts"
-    hook["http_config"]["authorization"]["credentials_file"] = str(router.workdir / "token")
-    hook["http_config"]["tls_config"]["ca_file"] = str(router_pki["ca"].cert)
+    for hook in cfg["receivers"][0]["webhook_configs"]:  # one per router (router HA): both to this one
+        hook["url"] = f"{router.url}/api/v1/alerts"
+        hook["http_config"]["authorization"]["credentials_file"] = str(router.workdir / "token")
+        hook["http_config"]["tls_config"]["ca_file"] = str(router_pki["ca"].cert)
     am = alertmanager_factory(cfg)
     am.post_alerts([alert("db-7:9100", notify="")])  # started 30 s ago: no group_wait
     msg = smtp_sink.wait_for(lambda m: "db-7" in m["Subject"], timeout=30)[0]

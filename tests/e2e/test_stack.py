@@ -57,9 +57,13 @@ def test_start_status_second_start_stop(tmp_path):
             pids[info["name"]] = info["pid"]
         assert {"zookeeper", "prometheus-a", "prometheus-b", "prometheus-global", "sidecar-a", "sidecar-b",
                 "discovery-global", "alertmanager", "alert-router", "mailbox", "exporter", "simulator"} <= set(pids)
+        # No single point of failure on the alert path (issue 15): shard a as a pair, two
+        # Alertmanagers gossiping, two routers.
+        assert {"prometheus-a2", "sidecar-a2", "alertmanager-2", "alert-router-2"} <= set(pids)
 
         st = stack(env, "status")
         assert st.returncode == 0 and "all up" in st.stdout, st.stdout
+        assert "alert-router-2: claims on (ZooKeeper connected)" in st.stdout, st.stdout
 
         again = stack(env, "start")
         assert again.returncode == 1 and "already running" in again.stderr
@@ -72,6 +76,18 @@ def test_start_status_second_start_stop(tmp_path):
                 n += sum(1 for t in r.json()["data"]["activeTargets"] if t["labels"]["job"] == "fleet")
             return n == 91
         wait_until(scraped, timeout=40, what="91 fleet targets over both shards")
+
+        def pair_agrees() -> bool:
+            n = [sum(1 for t in requests.get(f"http://127.0.0.1:{ports[p]}/api/v1/targets", timeout=5)
+                     .json()["data"]["activeTargets"] if t["labels"]["job"] == "fleet")
+                 for p in ("prometheus-a", "prometheus-a2")]
+            return n[0] == n[1] > 0
+        wait_until(pair_agrees, timeout=40, what="both replicas of shard a scraping the same hosts")
+        for am in ("alertmanager", "alertmanager-2"):
+            wait_until(lambda am=am: len(requests.get(f"http://127.0.0.1:{ports[am]}/api/v2/status", timeout=5)
+                                         .json()["cluster"]["peers"]) == 2, timeout=30,
+                       what=f"{am} in a 2-member cluster")
+        assert "alertmanager cluster: 2 member(s) gossiping, 2 of 2 running" in stack(env, "status").stdout
         rules = requests.get(f"http://127.0.0.1:{ports['prometheus-a']}/api/v1/rules", timeout=5).json()
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
         assert "HighCpuUsage" in names

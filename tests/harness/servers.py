@@ -8,6 +8,7 @@ carry the tail of each server's log (see tests/conftest.py).
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -468,14 +469,28 @@ class PrometheusServer(ManagedProcess):
 # --------------------------------------------------------------------------- Alertmanager
 
 class AlertmanagerServer(ManagedProcess):
-    """Alertmanager 0.25, clustering off, with ``config`` (dict or YAML text)."""
+    """Alertmanager 0.25 with ``config`` (dict or YAML text); clustering off unless
+    ``cluster_port`` is given (then gossip on that loopback port, joining ``peers``,
+    a list of "host:port", with short gossip intervals for tests; see AlertmanagerCluster)."""
 
     name = "alertmanager"
 
+    # Gossip timing for tests: a dead peer is noticed and messages spread in about a second
+    # (defaults: 200 ms gossip, 1 m push-pull, 15 s peer timeout per position).
+    TEST_CLUSTER_ARGS = ("--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=5s",
+                         "--cluster.probe-interval=500ms", "--cluster.probe-timeout=300ms",
+                         "--cluster.reconnect-interval=2s", "--cluster.settle-timeout=2s")
+
     def __init__(self, workdir: Path, config: dict | str, port: int | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, cluster_port: int | None = None,
+                 peers: list[str] | None = None, peer_timeout: str = "2s", name: str | None = None):
+        if name:
+            self.name = name
         super().__init__(workdir)
         self.port = port or free_port()
+        self.cluster_port = cluster_port
+        self.peers = list(peers or [])
+        self.peer_timeout = peer_timeout
         self.config_path = self.workdir / "alertmanager.yml"
         self.extra_args = list(extra_args or [])
         text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
@@ -487,15 +502,39 @@ class AlertmanagerServer(ManagedProcess):
 
     def command(self) -> list[str]:
         binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or "alertmanager"
+        if self.cluster_port:
+            cluster = [f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
+                       f"--cluster.advertise-address=127.0.0.1:{self.cluster_port}",
+                       *(f"--cluster.peer={p}" for p in self.peers),
+                       f"--cluster.peer-timeout={self.peer_timeout}", *self.TEST_CLUSTER_ARGS]
+        else:
+            cluster = ["--cluster.listen-address="]
         return [
             binary,
             f"--config.file={self.config_path}",
             f"--storage.path={self.workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
+            *cluster,
             "--log.level=debug",
             *self.extra_args,
         ]
+
+    def status(self) -> dict:
+        r = requests.get(f"{self.url}/api/v2/status", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def peer_position(self) -> int:
+        """This member's position in the cluster (0 notifies first; member n waits n x peer timeout)."""
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("alertmanager_peer_position "):
+                return int(float(line.split()[1]))
+        raise RuntimeError(f"{self.name}: no alertmanager_peer_position metric")
+
+    def cluster_peers(self) -> int:
+        """Members this Alertmanager sees in its gossip cluster (itself included)."""
+        return len(self.status().get("cluster", {}).get("peers") or [])
 
     def ready(self) -> bool:
         return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
@@ -511,6 +550,55 @@ class AlertmanagerServer(ManagedProcess):
         return r.json()
 
 
+class AlertmanagerCluster:
+    """``size`` Alertmanager 0.25 members gossiping on loopback, each listing every other as
+    a peer (as deploy/ does), with test gossip intervals; ``urls`` for Prometheus."""
+
+    def __init__(self, workdir: Path, config: dict | str, size: int = 2, peer_timeout: str = "2s"):
+        self.workdir = Path(workdir)
+        cports = [free_port() for _ in range(size)]
+        self.members = [
+            AlertmanagerServer(self.workdir / f"am{i}", config, cluster_port=cports[i],
+                               peers=[f"127.0.0.1:{p}" for j, p in enumerate(cports) if j != i],
+                               peer_timeout=peer_timeout, name=f"alertmanager-{i}")
+            for i in range(size)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [m.url for m in self.members]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{m.port}" for m in self.members]
+
+    def start(self, timeout: float = 60.0) -> AlertmanagerCluster:
+        for m in self.members:
+            m.start(timeout=timeout)
+        self.wait_joined(timeout=timeout)
+        return self
+
+    def first(self) -> AlertmanagerServer:
+        """The member at position 0: the one that notifies, whose death costs a peer timeout."""
+        live = [m for m in self.members if m.running()]
+        return next(m for m in live if m.peer_position() == 0)
+
+    def wait_joined(self, timeout: float = 60.0) -> None:
+        live = [m for m in self.members if m.running()]
+        wait_until(lambda: all(m.cluster_peers() == len(live) for m in live), timeout=timeout,
+                   what=f"{len(live)} Alertmanagers to see each other")
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop()
+
+    def __enter__(self) -> AlertmanagerCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # --------------------------------------------------------------------------- SMTP sink
 
 class SmtpSink:
@@ -523,6 +611,28 @@ class SmtpSink:
         self.envelopes: list[dict] = []
         self._cond = threading.Condition()
         self._controller = None
+        # stall_next(n): the next n messages are held after their DATA (the client waits for
+        # the 250) until release(): a send in flight, for killing its sender mid-send.
+        self._stall = 0
+        self.stalled = threading.Event()
+        self._release = threading.Event()
+
+    def _record(self, envelope: Any) -> None:
+        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        with self._cond:
+            self.messages.append(msg)
+            self.envelopes.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                   "received": time.time()})
+            self._cond.notify_all()
+
+    def stall_next(self, n: int = 1) -> None:
+        self._release.clear()
+        self.stalled.clear()
+        self._stall = n
+
+    def release(self) -> None:
+        self._stall = 0
+        self._release.set()
 
     def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
@@ -531,13 +641,18 @@ class SmtpSink:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
-                msg = email.message_from_bytes(envelope.original_content or envelope.content,
-                                               policy=email.policy.default)
-                with sink._cond:
-                    sink.messages.append(msg)
-                    sink.envelopes.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                                           "received": time.time()})
-                    sink._cond.notify_all()
+                if sink._stall > 0:
+                    sink._stall -= 1
+                    sink.stalled.set()
+                    # Held like a slow mail server. The whole message is here, so it counts as
+                    # received even if its sender dies waiting for the 250 (aiosmtpd then cancels
+                    # this handler): a real server may deliver a message whose 250 was lost.
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(None, sink._release.wait, 300)
+                    except asyncio.CancelledError:
+                        sink._record(envelope)
+                        raise
+                sink._record(envelope)
                 return "250 Message accepted for delivery"
 
         self._controller = Controller(Handler(), hostname=self.host, port=self.port)
