@@ -102,6 +102,9 @@ class Claims:
         self._unrecorded: dict[str, float | None] = {}   # sent while ZooKeeper was away, not recorded
         self.clock = clock
         self._lost_since: float | None = clock()   # not connected yet
+        # Connected, but claiming keeps failing (NoAuth: a wrong credential or ACL; a full
+        # disk on the ensemble): counts like being away, so deliveries are not held forever.
+        self._failing_since: float | None = None
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
         self._janitor: threading.Thread | None = None
@@ -143,7 +146,7 @@ class Claims:
 
     def _zk_away_too_long(self) -> bool:
         with self._state_lock:
-            since = self._lost_since
+            since = min((t for t in (self._lost_since, self._failing_since) if t is not None), default=None)
         return since is not None and self.clock() - since >= self.bypass_after
 
     # ------------------------------------------------------------------ paths
@@ -189,12 +192,18 @@ class Claims:
         try:
             self._acquire(keys, starts, out)
         except (KazooException, ZookeeperError) as exc:
-            # Lost the connection part-way: release what we took and decide as if it were away.
+            # Lost the connection part-way, or ZooKeeper refuses (NoAuth): release what we took
+            # and decide as if it were away, so a refusal that lasts ends in bypass, not silence.
+            with self._state_lock:
+                if self._failing_since is None:
+                    self._failing_since = self.clock()
             log.warning("claiming deliveries failed (%s): will retry", type(exc).__name__)
             # A bucket may be gone (ZooKeeper restored from nothing): ensure them again next time.
             self._ready_paths.clear()
             self.release(out.send)
             return self.acquire_when_away(keys)
+        with self._state_lock:
+            self._failing_since = None
         self.on_outcome(MINE, len(out.send))
         self.on_outcome(DONE, len(out.done))
         self.on_outcome(HELD, len(out.later))

@@ -11,10 +11,10 @@ from tests.harness.servers import free_port, wait_until
 K1, K2, K3 = "a1" + "0" * 62, "b2" + "1" * 62, "a1" + "2" * 62
 
 
-def _claims(hosts: str, root: str, **kw) -> Claims:
+def _claims(hosts: str, root: str, role: str = "router", **kw) -> Claims:
     counts: dict[str, int] = {}
     dups: list[int] = []
-    c = Claims(make_client(hosts, timeout=4.0), root=root, on_outcome=lambda o, n: counts.__setitem__(
+    c = Claims(make_client(hosts, timeout=4.0, role=role), root=root, on_outcome=lambda o, n: counts.__setitem__(
         o, counts.get(o, 0) + n), on_duplicate=dups.append, **kw)
     c.counts, c.dups = counts, dups  # type: ignore[attr-defined]
     return c
@@ -175,14 +175,29 @@ def test_bad_zk_hosts_are_a_config_error_naming_the_field(tmp_path):
         from_dict({"zk": "127.0.0.1:2181", "claim_recheck": "soon"}, "router.yml")
 
 
-def test_claims_survive_their_znodes_being_wiped(zk_server, zk_root):
+def test_claims_survive_their_znodes_being_wiped(zk_server, zk_client, zk_root):
     a = _started(_claims(zk_server.hosts, zk_root))
     try:
         assert a.acquire([K1]).send == [K1]
         a.complete([K1])
         # ZooKeeper restored from nothing (or an operator deleted the tree): buckets are re-made.
-        a.client.delete(zk_root, recursive=True)
+        zk_client.delete(zk_root, recursive=True)  # an admin: the router role may not
         assert a.acquire([K3]).later == [K3], "K3's bucket (K1's) is gone: this attempt fails"
         assert a.acquire([K3]).send == [K3]
     finally:
         a.stop()
+
+
+def test_a_refusing_zookeeper_ends_in_bypass_not_silence(zk_server, zk_root):
+    """Connected but refused (here: the reader role, which may not write claims: NoAuth, as a
+    wrong ACL or credential would be): deliveries wait bypass_after, then go out unclaimed."""
+    c = _started(_claims(zk_server.hosts, zk_root, role="reader", router_id="a", bypass_after=2.0))
+    try:
+        first = c.acquire([K1])
+        assert first.send == [] and first.later == [K1]
+        res = wait_until(lambda: (r := c.acquire([K1])).send and r, timeout=20, interval=0.5,
+                         what="the refused claim to end in a bypass")
+        assert res.send == res.bypassed == [K1]
+        assert c.counts.get(BYPASS, 0) >= 1
+    finally:
+        c.stop()
