@@ -33,6 +33,7 @@ from kazoo.exceptions import KazooException, NoChildrenForEphemeralsError, NodeE
 from kazoo.recipe.lock import Lock
 
 from discovery import layout
+from fleetmon import zksession
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +180,7 @@ class ReaperLock:
 
     def _still_mine(self) -> bool:
         node = self.lock.node
-        cid = self.client.client_id
-        if not node or not cid:
-            return False
-        stat = self.client.exists(f"{self.path}/{node}")
-        if stat is None or stat.ephemeralOwner != cid[0]:
+        if not node or not zksession.owned_by_us(self.client, self.client.exists(f"{self.path}/{node}")):
             return False
         return self._lowest() == node  # a lower contender can only appear if ours was replaced
 

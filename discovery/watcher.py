@@ -23,6 +23,7 @@ from kazoo.protocol.states import EventType, KazooState
 
 from discovery import layout
 from discovery.layout import HostSpec, InvalidHostData
+from fleetmon import zksession
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def _load_shard(client: Any, root: str, view: FleetView, shard: str, watch: Call
             data, stat = res.get(timeout=REPLY_TIMEOUT)
         except NoNodeError:
             continue
-        if not stat.ephemeralOwner:
+        if not zksession.is_ephemeral(stat):
             # Only a running sidecar's session can make a shard live; a persistent node left by
             # hand would otherwise claim hosts that no Prometheus scrapes.
             log.warning("ignoring %s: not an ephemeral node", layout.replica_path(root, shard, r))
@@ -259,8 +260,7 @@ class FleetWatcher:
         self._wake.set()
 
     def _current_session(self) -> int | None:
-        cid = self.client.client_id
-        return cid[0] if cid else None
+        return zksession.session_id(self.client)
 
     def _bump(self) -> None:
         # caller holds self._lock
