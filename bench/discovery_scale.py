@@ -110,6 +110,8 @@ def main() -> None:
     ap.add_argument("--file-samples", type=int, default=40, help="of each kind (isolated, back-to-back)")
     ap.add_argument("--prom-samples", type=int, default=8)
     ap.add_argument("--debounce", type=float, default=0.5)
+    ap.add_argument("--cold-timeout", type=float, default=600.0,
+                    help="seconds to wait for complete shard files after starting sidecars")
     ap.add_argument("--watcher", choices=("fleetmon", "treecache"), default="fleetmon",
                     help="the sidecars' watcher: fleetmon's bucket watcher or kazoo's TreeCache")
     args = ap.parse_args()
@@ -159,10 +161,11 @@ def main() -> None:
         expected4 = {s: 0 for s in shards4}
         for n in names:
             expected4[assign(n, shards4)] += 1
-        wait_until(lambda: all(len(sc.names()) == expected4[sc.shard] for sc in sidecars), 180,
+        wait_until(lambda: all(len(sc.names()) == expected4[sc.shard] for sc in sidecars), args.cold_timeout,
                    interval=0.5, what="4 complete shard files")
         cold4 = time.monotonic() - t0
         resync = [sc.metric("resync_duration_seconds") for sc in sidecars]
+        rss4 = [rss_mib(sc.proc.pid) for sc in sidecars]
         watches4 = zk.four_letter("wchs").strip().splitlines()[-1]
         before = {n: sc.shard for sc in sidecars for n in sc.names()}
         assert len(before) == args.hosts
@@ -227,7 +230,7 @@ def main() -> None:
             expected5[assign(n, shards5)] += 1
         t0 = time.monotonic()
         sidecars.append(SidecarProc(work, zk.hosts, root, "shard-5", args.debounce, args.watcher))
-        wait_until(lambda: all(len(sc.names()) == expected5[sc.shard] for sc in sidecars), 180,
+        wait_until(lambda: all(len(sc.names()) == expected5[sc.shard] for sc in sidecars), args.cold_timeout,
                    interval=0.25, what="5 complete shard files")
         rebuild5 = time.monotonic() - t0
         after = {n: sc.shard for sc in sidecars for n in sc.names()}
@@ -254,7 +257,8 @@ def main() -> None:
                   f"median {statistics.median(lat_prom):.2f} s, p99 {pct(lat_prom, 99):.2f} s")
         print(f"full tree read (load_view) of {args.hosts} hosts: {load_seconds:.2f} s")
         print(f"cold start of 4 sidecars to complete files: {cold4:.1f} s; each sidecar's first full "
-              f"read: {', '.join(f'{x:.1f}' for x in resync)} s; ZooKeeper watches then: {watches4}")
+              f"read: {', '.join(f'{x:.1f}' for x in resync)} s; ZooKeeper watches then: {watches4}; "
+              f"sidecar RSS then (MiB): {', '.join(f'{x:.0f}' for x in rss4)}")
         print(f"4 -> 5 shards: all five files consistent {rebuild5:.1f} s after the 5th sidecar started")
         print(f"hosts moved 4 -> 5: rendezvous {moved * 100:.1f}% (ideal 20%); hashmod {moved_hashmod * 100:.1f}%")
         print(f"sidecar RSS (MiB): {', '.join(f'{x:.0f}' for x in rss)}  (shards {', '.join(shards5)})")

@@ -4,7 +4,8 @@ that ``bench.discovery_scale --watcher treecache`` measures against fleetmon's b
 ``TreeCacheWatcher`` keeps the same ``FleetView`` and public interface as
 ``discovery.watcher.FleetWatcher`` but fills it from three ``kazoo.recipe.cache.TreeCache``
 instances (``<root>/hosts``, ``<root>/alive``, ``<root>/shards``) instead of fleetmon's own
-one-shot watches. It lives in bench/ because it measured worse at 25,000 hosts (see
+one-shot watches. It lives in bench/ because it measured worse at 25,000 hosts (337-354 MiB
+per sidecar against 76-79 MiB, a first read 4-5x slower, a worse registration -> file p99; see
 docs/benchmarks.md, "discovery recipes") and is kept so that the comparison can be re-run.
 
 Run a sidecar with it:  python -m bench.discovery_treecache run --zk ... (same flags as

@@ -62,3 +62,29 @@ def test_a_sidecar_from_before_the_lock_keeps_reaping_alone_until_it_leaves(zk_s
         legacy.close()
     assert wait_until(lambda: new.hold(), 20, interval=0.1, what="the lock once the old holder left")
     assert new.holder() == "s1/r1"
+
+
+def test_a_stopped_reaper_hands_retention_to_another_sidecar(zk_server, zk_root, tmp_path):
+    from discovery.sidecar import Sidecar
+
+    def start(shard: str) -> Sidecar:
+        return Sidecar(zk_server.hosts, tmp_path / f"{shard}.json", shard=shard, replica="r1", root=zk_root,
+                       listen=None, debounce=0.2, session_timeout=4.0, retention=3600.0,
+                       reap_interval=0.3).start()
+
+    a = start("a")
+    b = None
+    try:
+        wait_until(lambda: a.is_reaper, 20, what="a to lead retention")
+        b = start("b")
+        wait_until(lambda: b.watcher.ready, 20, what="b to follow ZooKeeper")
+        lock = ReaperLock(b.client, zk_root, "probe")
+        assert lock.holder() == "a/r1" and not b.is_reaper
+        a.stop()
+        assert not a.is_reaper
+        wait_until(lambda: b.is_reaper, 20, what="b to take retention over")
+        assert lock.holder() == "b/r1"
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
