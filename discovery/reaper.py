@@ -153,7 +153,9 @@ class ReaperLock:
 
     def hold(self) -> bool:
         """True while this session holds the lock (taking it if free). Raises KazooException
-        on connection trouble; never blocks waiting for another holder."""
+        on connection trouble; never blocks waiting for another holder. Like every synchronous
+        kazoo call, it waits for a reconnection if the connection drops during the call, so
+        call it only while connected (the sidecar's reap loop does)."""
         if self.lock.is_acquired:
             if self._still_mine():
                 return True
