@@ -235,8 +235,8 @@ def test_retention_reaps_only_long_gone_hosts(registrar, zk_client, zk_root):
     assert zk_client.exists(layout.host_path(zk_root, "gone")) is None
     assert zk_client.exists(layout.host_path(zk_root, "back")) is not None
     assert zk_client.exists(layout.host_path(zk_root, "here")) is not None
-    assert reaper.try_lead(zk_client, zk_root, "test") and reaper.try_lead(zk_client, zk_root, "test")
-    assert not reaper.try_lead(reg.client, zk_root, "other")
+    mine, other = reaper.ReaperLock(zk_client, zk_root, "test"), reaper.ReaperLock(reg.client, zk_root, "other")
+    assert mine.hold() and mine.hold() and not other.hold() and mine.holder() == "test"
 
 
 def test_register_cli_holds_liveness_until_sigterm_then_gc(zk_server, zk_client, zk_root, tmp_path):
