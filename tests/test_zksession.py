@@ -9,7 +9,7 @@ from tests.harness.servers import wait_until
 
 def test_claim_waits_for_a_foreign_ephemeral_and_takes_the_path_once_it_is_gone(zk_server, zk_client, zk_root):
     path = f"{zk_root}/alive/00/web-1"
-    other = make_client(zk_server.hosts, timeout=4.0)
+    other = make_client(zk_server.hosts, timeout=4.0, role="registrar")
     other.start(timeout=15)
     try:
         assert zksession.session_id(other) not in (None, zksession.session_id(zk_client))

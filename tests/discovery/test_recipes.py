@@ -7,20 +7,12 @@ from kazoo.client import KazooClient
 from discovery import layout
 from discovery.reaper import ReaperLock
 from fleetmon.zk import make_client
+from tests.discovery.test_zk import expire_session
 from tests.harness.servers import wait_until
 
 
-def expire_session(client: KazooClient, hosts: str) -> None:
-    """Expire a kazoo session for real: join it from a second client, then close that one."""
-    sid, passwd = client.client_id
-    other = KazooClient(hosts=hosts, client_id=(sid, passwd))
-    other.start(timeout=10)
-    other.stop()
-    other.close()
-
-
 def started(hosts: str) -> KazooClient:
-    c = make_client(hosts, timeout=4.0)
+    c = make_client(hosts, timeout=4.0, role="sidecar")  # the role that reaps (fleetmon/zkacl.py)
     c.start(timeout=15)
     return c
 
