@@ -58,12 +58,16 @@ class Registrar:
     """
 
     def __init__(self, hosts: str, root: str = layout.DEFAULT_ROOT, session_timeout: float = 10.0,
-                 agent: str = "fleetmon", client: Any = None):
+                 agent: str = "fleetmon", client: Any = None, idle_wakeup: float = RETRY_INTERVAL):
         self.hosts = hosts
         self.root = root
         self._root = layout.normalize_root(root)
         self.session_timeout = session_timeout
         self.agent = agent
+        # How often an idle worker looks around. State changes wake it at once anyway; a
+        # process holding thousands of Registrars (one per simulated host) raises this so
+        # idle workers do not wake thousands of times a second.
+        self.idle_wakeup = idle_wakeup
         self.client = client or make_client(hosts, timeout=session_timeout)
         self._own_client = client is None
         self._lock = threading.Lock()
@@ -200,7 +204,7 @@ class Registrar:
     def _run(self) -> None:
         next_heal = time.monotonic() + HEAL_INTERVAL
         while not self._stopping.is_set():
-            woke = self._wake.wait(timeout=RETRY_INTERVAL)
+            woke = self._wake.wait(timeout=self.idle_wakeup)
             self._wake.clear()
             if self._stopping.is_set():
                 break
@@ -219,7 +223,10 @@ class Registrar:
             try:
                 self._reconcile()
                 self.last_error = None
-            except (KazooException, ConnectionClosedError, TimeoutError) as exc:
+            except (KazooException, ConnectionClosedError, TimeoutError,
+                    self.client.handler.timeout_exception) as exc:
+                # gevent's handler times out with gevent.Timeout, a BaseException: without it
+                # here a slow reply would end the worker of a Registrar run on gevent.
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.info("registration pass interrupted (%s); will retry", self.last_error)
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything
