@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "alert_latency": "threshold crossed -> alert firing -> email, >= 10 trials",
     "scale": "Prometheus cost per series/sample at several fleet sizes",
     "scale_zk": "ZooKeeper and sidecar cost at 25,000 registrations",
+    "zk_sessions": "per-host ZooKeeper sessions: client cost, ensemble load, leader/follower failover",
 }
 
 

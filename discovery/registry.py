@@ -70,6 +70,11 @@ class Registrar:
         self.idle_wakeup = idle_wakeup
         self.client = client or make_client(hosts, timeout=session_timeout)
         self._own_client = client is None
+        # Reply timeouts of the client's handler. gevent's async results raise gevent.Timeout, a
+        # BaseException the handler's own class derives from: without it here one slow reply
+        # would end the worker of a Registrar run on gevent (simulator/sessions.py).
+        exc = self.client.handler.timeout_exception
+        self._timeouts = (exc, *[b for b in exc.__bases__ if not issubclass(Exception, b)])
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._desired: dict[str, HostSpec] = {}
@@ -223,10 +228,7 @@ class Registrar:
             try:
                 self._reconcile()
                 self.last_error = None
-            except (KazooException, ConnectionClosedError, TimeoutError,
-                    self.client.handler.timeout_exception) as exc:
-                # gevent's handler times out with gevent.Timeout, a BaseException: without it
-                # here a slow reply would end the worker of a Registrar run on gevent.
+            except (KazooException, ConnectionClosedError, TimeoutError, *self._timeouts) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.info("registration pass interrupted (%s); will retry", self.last_error)
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything

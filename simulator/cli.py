@@ -136,7 +136,7 @@ def schedule_event(loop: asyncio.AbstractEventLoop, fleet: Fleet, reg: Registrat
               help="shared: one ZooKeeper session for all hosts; per-host: one session and liveness node "
                    "per host, as a real fleet (worker processes on gevent, see simulator/sessions.py).")
 @click.option("--session-procs", type=click.IntRange(1, 64), default=None,
-              help="Worker processes for --sessions per-host (default: one per 5,000 hosts).")
+              help="Worker processes for --sessions per-host (default: one per 2,500 hosts).")
 @click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Scenario YAML (see docs/run.md).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed: same seed, same fleet.")

@@ -41,12 +41,14 @@ from typing import Any  # noqa: E402
 
 log = logging.getLogger("fleetmon.simulate")
 
-# At most this many sessions per worker: each holds a socket, and the workers stay well
-# under a 20,000 file-descriptor limit with room for the reconnection storm.
-DEFAULT_PER_PROCESS = 5000
+# At most this many sessions per worker: each holds a socket and a wake-up socket pair (3 file
+# descriptors), and kazoo on gevent costs ~0.1 ms of CPU per session per ping round
+# (bench/zk_sessions.py), so 2,500 per process keeps a reconnection storm under a few seconds
+# of one core and well under a 20,000 file-descriptor limit.
+DEFAULT_PER_PROCESS = 2500
 # Sessions started per second per worker: a fleet's agents never start in the same second,
-# and a burst of thousands of connects only queues in the server's accept backlog.
-DEFAULT_START_RATE = 1000.0
+# and a faster burst only makes replies time out (15 s) in a saturated worker and retry.
+DEFAULT_START_RATE = 200.0
 REPORT_INTERVAL = 0.5
 
 

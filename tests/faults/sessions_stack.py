@@ -30,7 +30,6 @@ ZK_TUNING = [
     "maxClientCnxns=0",
     "globalOutstandingLimit=2000",
     "snapCount=100000",
-    "preAllocSize=16384",
 ]
 
 
