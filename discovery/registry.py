@@ -34,7 +34,7 @@ from kazoo.protocol.states import KazooState
 
 from discovery import layout
 from discovery.layout import HostSpec
-from fleetmon.zk import make_client
+from fleetmon.zk import SESSION_TIMEOUT, make_client
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Registrar:
     ``wait(timeout)`` blocks until ZooKeeper matches it.
     """
 
-    def __init__(self, hosts: str, root: str = layout.DEFAULT_ROOT, session_timeout: float = 10.0,
+    def __init__(self, hosts: str, root: str = layout.DEFAULT_ROOT, session_timeout: float = SESSION_TIMEOUT,
                  agent: str = "fleetmon", client: Any = None, idle_wakeup: float = RETRY_INTERVAL):
         self.hosts = hosts
         self.root = root

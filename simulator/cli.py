@@ -130,8 +130,8 @@ def schedule_event(loop: asyncio.AbstractEventLoop, fleet: Fleet, reg: Registrat
               help="HOST:PORT registered as the hosts' scrape address (default: --listen).")
 @click.option("--zk", default=None, help="ZooKeeper connect string; registers every host.")
 @click.option("--zk-root", default="/fleetmon", show_default=True, help="fleetmon root znode.")
-@click.option("--session-timeout", type=float, default=10.0, show_default=True,
-              help="ZooKeeper session timeout in seconds.")
+@click.option("--session-timeout", type=float, default=30.0, show_default=True,
+              help="ZooKeeper session timeout in seconds (the exporter's, fleetmon.zk.SESSION_TIMEOUT).")
 @click.option("--sessions", type=click.Choice(["shared", "per-host"]), default="shared", show_default=True,
               help="shared: one ZooKeeper session for all hosts; per-host: one session and liveness node "
                    "per host, as a real fleet (worker processes on gevent, see simulator/sessions.py).")
