@@ -112,7 +112,7 @@ class SessionPool:
             for k, v in w.report.items():
                 if k == "max_outage_s":
                     total[k] = max(total.get(k, 0.0), v)
-                elif k == "last_reconnect_at":
+                elif k in ("last_reconnect_at", "time"):
                     total[k] = max(total.get(k, 0.0), v or 0.0)
                 elif isinstance(v, (int, float)) and not isinstance(v, bool):
                     total[k] = total.get(k, 0) + v

@@ -122,9 +122,13 @@ def test_leader_kill_keeps_every_session_target_and_no_alert(tmp_path):
                    timeout=60, interval=0.5, what="every host in a targets file")
         in_a = target_names(files["shard-a"]) or set()
         assert 0 < len(in_a) < HOSTS  # both shards hold hosts
-        # Prometheus scrapes shard-a's hosts and sees their liveness before the fault.
-        prom.wait_for_query('count(up{job="fleet"} == 1)', lambda r: r and float(r[0]["value"][1]) == len(in_a),
-                            timeout=90)
+        # Prometheus has every shard-a host as a target and scrapes them (on a loaded machine a
+        # few 2 s scrapes time out now and then: that is noise HostDown's 30 s window absorbs).
+        wait_until(lambda: {t["labels"].get("instance") for t in prom.targets()
+                            if t["labels"].get("job") == "fleet"} == in_a, timeout=120, interval=1,
+                   what="Prometheus targets = shard-a's file")
+        prom.wait_for_query('count(up{job="fleet"} == 1)',
+                            lambda r: r and float(r[0]["value"][1]) >= 0.95 * len(in_a), timeout=120)
         prom.wait_for_query("count(fleetmon_discovery_agent_alive == 1)",
                             lambda r: r and float(r[0]["value"][1]) == len(in_a), timeout=60)
         # Both rule groups evaluate (so "no alert" below means something).
