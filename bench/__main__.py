@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "security_cost": "registration over TLS + ACLs vs plain; signed vs unsigned rule apply",
     "packaging": ".deb sizes, install times, exporter start/RSS installed vs checkout vs node_exporter",
     "availability": "alert path under faults: lost, duplicated, firing -> inbox per fault",
+    "zk_sessions": "per-host ZooKeeper sessions: client cost, ensemble load, leader/follower failover",
 }
 
 

@@ -1,10 +1,14 @@
 """Discovery at fleet scale: 25,000 hosts, 4 then 5 shards, real ZooKeeper and Prometheus.
 
 Run from the repo root:  .venv/bin/python -m bench.discovery_scale [--hosts 25000]
+                          [--watcher fleetmon|treecache] [--prom-samples 0]
 
 Prints, beside each fleetmon figure, the reference measured in the same run:
 registration with one-at-a-time kazoo creates vs the Registrar's pipelined
 create_async; hosts moved 4 -> 5 shards by rendezvous vs Prometheus hashmod.
+``--watcher treecache`` runs the sidecars with kazoo's TreeCache recipe in place of
+fleetmon's bucket watcher (bench/discovery_treecache.py): run both back to back to compare
+sidecar RSS, registration -> file latency and ZooKeeper watches.
 """
 
 from __future__ import annotations
@@ -55,13 +59,15 @@ def rss_mib(pid: int) -> float:
 
 
 class SidecarProc:
-    def __init__(self, workdir: Path, zk: str, root: str, shard: str, debounce: float):
+    def __init__(self, workdir: Path, zk: str, root: str, shard: str, debounce: float,
+                 watcher: str = "fleetmon"):
         self.shard = shard
         self.port = free_port()
         self.output = workdir / f"{shard}.json"
         self.log = open(workdir / f"{shard}.log", "ab")
+        cmd = [FLEET_DISCOVERY] if watcher == "fleetmon" else [sys.executable, "-m", "bench.discovery_treecache"]
         self.proc = subprocess.Popen(
-            [FLEET_DISCOVERY, "run", "--zk", zk, "--root", root, "--shard", shard, "--replica", "r1",
+            [*cmd, "run", "--zk", zk, "--root", root, "--shard", shard, "--replica", "r1",
              "--output", str(self.output), "--listen", f"127.0.0.1:{self.port}", "--retention", "0",
              "--debounce", str(debounce), "--log-level", "warning"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -80,9 +86,21 @@ class SidecarProc:
         except OSError:
             return False
 
+    def metric(self, name: str) -> float:
+        """One un-labelled-by-instance sidecar metric from its /metrics."""
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(f"fleetmon_discovery_{name}{{"):
+                return float(line.rsplit(" ", 1)[1])
+        return float("nan")
+
     def stop(self) -> None:
         stop_process(self.proc, 15)
         self.log.close()
+
+
+class _SkipProm(Exception):
+    """--prom-samples 0: leave out the Prometheus pickup part."""
 
 
 def main() -> None:
@@ -92,6 +110,10 @@ def main() -> None:
     ap.add_argument("--file-samples", type=int, default=40, help="of each kind (isolated, back-to-back)")
     ap.add_argument("--prom-samples", type=int, default=8)
     ap.add_argument("--debounce", type=float, default=0.5)
+    ap.add_argument("--cold-timeout", type=float, default=600.0,
+                    help="seconds to wait for complete shard files after starting sidecars")
+    ap.add_argument("--watcher", choices=("fleetmon", "treecache"), default="fleetmon",
+                    help="the sidecars' watcher: fleetmon's bucket watcher or kazoo's TreeCache")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-discovery-"))
@@ -135,13 +157,16 @@ def main() -> None:
         # --- 4 shard sidecars (processes), cold start to complete files
         shards4 = ["shard-1", "shard-2", "shard-3", "shard-4"]
         t0 = time.monotonic()
-        sidecars = [SidecarProc(work, zk.hosts, root, s, args.debounce) for s in shards4]
+        sidecars = [SidecarProc(work, zk.hosts, root, s, args.debounce, args.watcher) for s in shards4]
         expected4 = {s: 0 for s in shards4}
         for n in names:
             expected4[assign(n, shards4)] += 1
-        wait_until(lambda: all(len(sc.names()) == expected4[sc.shard] for sc in sidecars), 180,
+        wait_until(lambda: all(len(sc.names()) == expected4[sc.shard] for sc in sidecars), args.cold_timeout,
                    interval=0.5, what="4 complete shard files")
         cold4 = time.monotonic() - t0
+        resync = [sc.metric("resync_duration_seconds") for sc in sidecars]
+        rss4 = [rss_mib(sc.proc.pid) for sc in sidecars]
+        watches4 = zk.four_letter("wchs").strip().splitlines()[-1]
         before = {n: sc.shard for sc in sidecars for n in sc.names()}
         assert len(before) == args.hosts
 
@@ -163,6 +188,9 @@ def main() -> None:
                 (lat_file if isolated else lat_stream).append(time.monotonic() - t0)
 
             # --- registration -> Prometheus /api/v1/targets (one real shard Prometheus)
+            lat_prom = []
+            if args.prom_samples <= 0:
+                raise _SkipProm
             pw = work / "prom"
             pw.mkdir()
             sc0 = sidecars[0]
@@ -178,7 +206,7 @@ def main() -> None:
 
             wait_until(lambda: prom_has(next(iter(sorted(n for n, s in before.items() if s == sc0.shard)))),
                        60, interval=0.5, what="Prometheus to load the shard file")
-            lat_prom = []
+            lat_prom: list[float] = []
             i = 0
             while len(lat_prom) < args.prom_samples:
                 n = f"prom-probe-{i:04d}.example.net"
@@ -189,6 +217,8 @@ def main() -> None:
                 extra.add(n, "10.255.0.2:9847", {"role": "probe"})
                 wait_until(lambda n=n: prom_has(n), 60, interval=0.2)
                 lat_prom.append(time.monotonic() - t0)
+        except _SkipProm:
+            pass
         finally:
             extra.stop(deregister=True)
         wait_until(lambda: sum(len(sc.names()) for sc in sidecars) == args.hosts, 60, interval=0.5)
@@ -199,8 +229,8 @@ def main() -> None:
         for n in names:
             expected5[assign(n, shards5)] += 1
         t0 = time.monotonic()
-        sidecars.append(SidecarProc(work, zk.hosts, root, "shard-5", args.debounce))
-        wait_until(lambda: all(len(sc.names()) == expected5[sc.shard] for sc in sidecars), 180,
+        sidecars.append(SidecarProc(work, zk.hosts, root, "shard-5", args.debounce, args.watcher))
+        wait_until(lambda: all(len(sc.names()) == expected5[sc.shard] for sc in sidecars), args.cold_timeout,
                    interval=0.25, what="5 complete shard files")
         rebuild5 = time.monotonic() - t0
         after = {n: sc.shard for sc in sidecars for n in sc.names()}
@@ -212,7 +242,8 @@ def main() -> None:
         watches = zk.four_letter("wchs").strip().splitlines()[-1]
 
         # --- report
-        print(f"\nfleetmon discovery at {args.hosts} hosts (ZooKeeper 3.8 standalone, this machine)")
+        print(f"\nfleetmon discovery at {args.hosts} hosts, sidecar watcher: {args.watcher} "
+              "(ZooKeeper 3.8 standalone, this machine)")
         r_s, r_rate, s_s, s_rate = results["register"]  # type: ignore[misc]
         print(f"register {args.hosts} hosts (inventory + liveness): Registrar pipelined {r_s:.1f} s "
               f"({r_rate:.0f} hosts/s); reference one-at-a-time kazoo creates {s_rate:.0f} hosts/s "
@@ -221,10 +252,13 @@ def main() -> None:
             print(f"registration -> shard file, {label} (debounce {args.debounce}s, n={len(lat)}): "
                   f"median {statistics.median(lat) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
                   f"max {max(lat) * 1000:.0f} ms")
-        print(f"registration -> Prometheus /api/v1/targets (n={len(lat_prom)}): "
-              f"median {statistics.median(lat_prom):.2f} s, p99 {pct(lat_prom, 99):.2f} s")
+        if lat_prom:
+            print(f"registration -> Prometheus /api/v1/targets (n={len(lat_prom)}): "
+                  f"median {statistics.median(lat_prom):.2f} s, p99 {pct(lat_prom, 99):.2f} s")
         print(f"full tree read (load_view) of {args.hosts} hosts: {load_seconds:.2f} s")
-        print(f"cold start of 4 sidecars to complete files: {cold4:.1f} s")
+        print(f"cold start of 4 sidecars to complete files: {cold4:.1f} s; each sidecar's first full "
+              f"read: {', '.join(f'{x:.1f}' for x in resync)} s; ZooKeeper watches then: {watches4}; "
+              f"sidecar RSS then (MiB): {', '.join(f'{x:.0f}' for x in rss4)}")
         print(f"4 -> 5 shards: all five files consistent {rebuild5:.1f} s after the 5th sidecar started")
         print(f"hosts moved 4 -> 5: rendezvous {moved * 100:.1f}% (ideal 20%); hashmod {moved_hashmod * 100:.1f}%")
         print(f"sidecar RSS (MiB): {', '.join(f'{x:.0f}' for x in rss)}  (shards {', '.join(shards5)})")

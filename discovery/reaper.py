@@ -8,9 +8,15 @@ retention the entry is deleted. The delete is one ZooKeeper transaction that als
 *creates* the liveness path, so it aborts if the agent came back in the meantime.
 
 Only one process should reap at a time: the sidecar runs ``reap_once`` only while it
-holds the ephemeral ``<root>/reaper`` node (``try_lead``); ``fleet-discovery gc`` runs
-it once (cron-friendly). A retention counts from the first run that saw the host
-without liveness, never from less.
+holds ``ReaperLock``, kazoo's ``Lock`` recipe on ``<root>/reaper`` (sequential ephemeral
+contender nodes ``<uuid>__lock__<seq>`` holding ``<shard>/<replica>``);
+``fleet-discovery gc`` runs it once (cron-friendly). A retention counts from the first
+run that saw the host without liveness, never from less.
+
+Why kazoo's Lock and not its Election: Election.run() blocks a thread inside the lock
+until the function returns, while the sidecar tries the lead once per ``--reap-interval``
+and must notice a lost session between passes. Lock with ``blocking=False`` does exactly
+that, and its contender nodes are the ones every other kazoo-based tool understands.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NoChildrenForEphemeralsError, NodeExistsError, NoNodeError
+from kazoo.recipe.lock import Lock
 
 from discovery import layout
+from fleetmon import zksession
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +136,73 @@ def _delete_if_still_gone(client: Any, root: str, name: str) -> bool:
     return ok
 
 
-def try_lead(client: Any, root: str, identity: str) -> bool:
-    """Hold the ephemeral ``<root>/reaper`` node; True while this session owns it."""
-    path = layout.reaper_path(root)
-    sid = client.client_id[0] if client.client_id else None
-    if sid is None:
-        return False
-    try:
-        client.create(path, identity.encode(), ephemeral=True, makepath=True)
-        return True
-    except NodeExistsError:
-        stat = client.exists(path)
-        return stat is not None and stat.ephemeralOwner == sid
+class ReaperLock:
+    """Who runs retention: kazoo's ``Lock`` recipe on ``<root>/reaper``, tried without blocking.
+
+    ``hold()`` is called before every pass; it is True only while this client's *current*
+    session owns the lowest contender node. kazoo's Lock keeps ``is_acquired`` True after its
+    session expired (its ephemeral node went with the session, and another sidecar may
+    already hold the lock), so ownership is re-checked against ZooKeeper each time.
+    """
+
+    def __init__(self, client: Any, root: str, identity: str):
+        self.client = client
+        self.path = layout.reaper_path(root)
+        self.lock = Lock(client, self.path, identifier=identity)
+        self._warned_legacy = False
+
+    def hold(self) -> bool:
+        """True while this session holds the lock (taking it if free). Raises KazooException
+        on connection trouble; never blocks waiting for another holder. Like every synchronous
+        kazoo call, it waits for a reconnection if the connection drops during the call, so
+        call it only while connected (the sidecar's reap loop does)."""
+        if self.lock.is_acquired:
+            if self._still_mine():
+                return True
+            log.warning("retention: lost %s with the ZooKeeper session; trying again", self.path)
+            self.release()
+        try:
+            # Without blocking, acquire() creates our contender node and deletes it again
+            # unless it is the lowest: nobody waits on a predecessor between passes.
+            return bool(self.lock.acquire(blocking=False))
+        except NoNodeError:
+            # <root>/reaper was removed (by hand, or an older holder left): kazoo's Lock only
+            # ensures its path once, so make it do that again on the next pass.
+            self.lock.assured_path = False
+            return False
+        except NoChildrenForEphemeralsError:
+            self.lock.assured_path = False
+            # A sidecar from before the Lock recipe holds <root>/reaper as an ephemeral node:
+            # it reaps, we do not, until its session ends (then the path becomes the lock's).
+            if not self._warned_legacy:
+                log.warning("retention: %s is held by an older sidecar (ephemeral node); not reaping",
+                            self.path)
+                self._warned_legacy = True
+            return False
+
+    def _still_mine(self) -> bool:
+        node = self.lock.node
+        if not node or not zksession.owned_by_us(self.client, self.client.exists(f"{self.path}/{node}")):
+            return False
+        return self._lowest() == node  # a lower contender can only appear if ours was replaced
+
+    def _lowest(self) -> str | None:
+        children = [c for c in self.client.get_children(self.path) if "__lock__" in c]
+        return min(children, key=lambda c: c.rsplit("__lock__", 1)[1]) if children else None
+
+    def holder(self) -> str | None:
+        """The identity of the current holder (``<shard>/<replica>``), or None."""
+        try:
+            contenders = self.lock.contenders()
+        except (NoNodeError, NoChildrenForEphemeralsError):
+            return None
+        return contenders[0] if contenders else None
+
+    def release(self) -> None:
+        """Give the lock up (best effort: a closed session has released it already)."""
+        try:
+            self.lock.release()
+        except KazooException as exc:
+            log.debug("releasing %s: %s", self.path, exc)
+        self.lock.is_acquired = False
+        self.lock.node = None

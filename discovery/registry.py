@@ -34,7 +34,7 @@ from kazoo.protocol.states import KazooState
 
 from discovery import layout
 from discovery.layout import HostSpec
-from fleetmon.zk import make_client
+from fleetmon.zk import SESSION_TIMEOUT, make_client
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,26 @@ class Registrar:
     ``wait(timeout)`` blocks until ZooKeeper matches it.
     """
 
-    def __init__(self, hosts: str, root: str = layout.DEFAULT_ROOT, session_timeout: float = 10.0,
-                 agent: str = "fleetmon", client: Any = None, security: Any = None):
+    def __init__(self, hosts: str, root: str = layout.DEFAULT_ROOT, session_timeout: float = SESSION_TIMEOUT,
+                 agent: str = "fleetmon", client: Any = None, security: Any = None,
+                 idle_wakeup: float = RETRY_INTERVAL):
         self.hosts = hosts
         self.root = root
         self._root = layout.normalize_root(root)
         self.session_timeout = session_timeout
         self.agent = agent
+        # How often an idle worker looks around. State changes wake it at once anyway; a
+        # process holding thousands of Registrars (one per simulated host) raises this so
+        # idle workers do not wake thousands of times a second.
+        self.idle_wakeup = idle_wakeup
         self.client = client or make_client(hosts, timeout=session_timeout, role="registrar",
                                              security=security)
         self._own_client = client is None
+        # Reply timeouts of the client's handler. gevent's async results raise gevent.Timeout, a
+        # BaseException the handler's own class derives from: without it here one slow reply
+        # would end the worker of a Registrar run on gevent (simulator/sessions.py).
+        exc = self.client.handler.timeout_exception
+        self._timeouts = (exc, *[b for b in exc.__bases__ if not issubclass(Exception, b)])
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._desired: dict[str, HostSpec] = {}
@@ -201,7 +211,7 @@ class Registrar:
     def _run(self) -> None:
         next_heal = time.monotonic() + HEAL_INTERVAL
         while not self._stopping.is_set():
-            woke = self._wake.wait(timeout=RETRY_INTERVAL)
+            woke = self._wake.wait(timeout=self.idle_wakeup)
             self._wake.clear()
             if self._stopping.is_set():
                 break
@@ -220,7 +230,7 @@ class Registrar:
             try:
                 self._reconcile()
                 self.last_error = None
-            except (KazooException, ConnectionClosedError, TimeoutError) as exc:
+            except (KazooException, ConnectionClosedError, TimeoutError, *self._timeouts) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.info("registration pass interrupted (%s); will retry", self.last_error)
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything

@@ -276,18 +276,22 @@ class Sidecar:
     def _reap_loop(self) -> None:
         """Retention, on its own thread: a long pass must never delay the replica node."""
         next_reap = time.monotonic() + min(self.reap_interval, 5.0)
+        lead = reaper.ReaperLock(self.client, self.root, f"{self.shard}/{self.replica}")
         while not self._stopping.wait(min(1.0, self.reap_interval)):
             if time.monotonic() < next_reap or not self.client.connected:
                 continue
             next_reap = time.monotonic() + self.reap_interval
             try:
-                self.is_reaper = reaper.try_lead(self.client, self.root, f"{self.shard}/{self.replica}")
+                self.is_reaper = lead.hold()
                 if self.is_reaper:
                     self.reaped += len(reaper.reap_once(self.client, self.root, self.retention).deleted)
             except KazooException as exc:
                 log.info("retention pass interrupted: %s", exc)
             except Exception:  # noqa: BLE001
                 log.exception("retention pass failed")
+        if lead.lock.is_acquired and self.client.connected:
+            lead.release()  # a shared client keeps its session: let another sidecar lead now
+        self.is_reaper = False
 
     def _ensure_replica(self) -> None:
         """Keep our ephemeral shard replica node, re-creating it after session expiry."""

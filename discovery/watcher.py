@@ -7,6 +7,23 @@ changed path; a single worker thread re-reads just that path. After a new sessio
 (watches are gone) it loads a complete fresh view and swaps it in whole, so readers
 never see a half-loaded tree. ``ready`` is False while disconnected or resyncing:
 the sidecar must then keep its last file untouched.
+
+Why not kazoo's recipes here (measured; docs/benchmarks.md, "discovery recipes"):
+- ``TreeCache`` sets a data *and* a child watch, with a request each, on every znode,
+  leaves included (25,000 hosts + 25,000 liveness nodes: 100,000 requests and 50,523
+  watched paths per sidecar, against 25,004 here), keeps its own copy of every node beside
+  the parsed view, and after a plain reconnection re-reads every node without any signal
+  that it has finished (``INITIALIZED`` comes only once per session), so ``ready`` could
+  not be told. At 25,000 hosts on the loaded 2-core machine its sidecars used 337-354 MiB
+  (this watcher: 76-79 MiB), took 85-100 s for their first read (this watcher: 17-22 s),
+  had a worse registration -> file p99 (776 ms against 298-440 ms), and in one run lost
+  their session mid-read. Re-run the comparison with
+  ``python -m bench.discovery_scale --watcher treecache`` (bench/discovery_treecache.py).
+- ``ChildrenWatch`` per bucket would replace only the 512 bucket listings; host data still
+  needs a watch per host, and ``DataWatch`` reads each host with its own blocking round
+  trip, adds a connection listener per host and spawns one thread per host on every
+  reconnection (25,000 threads).
+kazoo never re-sends watches on reconnection (it has no SetWatches), hence the full re-read.
 """
 
 from __future__ import annotations
@@ -23,6 +40,7 @@ from kazoo.protocol.states import EventType, KazooState
 
 from discovery import layout
 from discovery.layout import HostSpec, InvalidHostData
+from fleetmon import zksession
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +132,7 @@ def _load_shard(client: Any, root: str, view: FleetView, shard: str, watch: Call
             data, stat = res.get(timeout=REPLY_TIMEOUT)
         except NoNodeError:
             continue
-        if not stat.ephemeralOwner:
+        if not zksession.is_ephemeral(stat):
             # Only a running sidecar's session can make a shard live; a persistent node left by
             # hand would otherwise claim hosts that no Prometheus scrapes.
             log.warning("ignoring %s: not an ephemeral node", layout.replica_path(root, shard, r))
@@ -259,8 +277,7 @@ class FleetWatcher:
         self._wake.set()
 
     def _current_session(self) -> int | None:
-        cid = self.client.client_id
-        return cid[0] if cid else None
+        return zksession.session_id(self.client)
 
     def _bump(self) -> None:
         # caller holds self._lock

@@ -312,7 +312,7 @@ def shard_config(shard: str, port: dict[str, int], pdir: Path, replica: str = "r
 
     shipped = pdir / "shard-rules"
     shipped.mkdir(parents=True, exist_ok=True)
-    for name in ("recording.yml", "fleet.yml"):
+    for name in ("recording.yml", "fleet.yml", "liveness.yml"):
         (shipped / name).write_bytes(prometheus_file("rules", name).read_bytes())
     return render_shard_config(
         shard=shard, replica=replica, targets_file="targets.json",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,15 @@ log = logging.getLogger(__name__)
 OP_RETRY = {"max_tries": 4, "delay": 0.2, "backoff": 2, "max_delay": 2.0, "ignore_expire": False}
 # Connecting: keep trying, but never wait more than 5 s between attempts.
 CONNECTION_RETRY = {"max_tries": -1, "delay": 0.5, "backoff": 2, "max_delay": 5.0}
+# The session timeout a host's agent asks for (discovery.registry.Registrar's default, so the
+# exporter's --zk). 30 s, not 10: measured on a 3-node ensemble with 2,500 per-host sessions
+# (docs/capacity.md, "Sessions"), restarting a follower expired 586 sessions at 10 s and none
+# at 30 s, and a session pings every third of its timeout, so 30 s also cuts the ensemble's
+# ping load threefold (841 -> 290 requests/s). The cost, a crashed agent's liveness node
+# lingering 30 s, pages no one: HostDown is on `up`, agent-down is held for minutes.
+SESSION_TIMEOUT = 30.0
+# Spread of each reconnection wait (kazoo's default is 0.4): see make_client.
+CONNECTION_JITTER = 0.4
 
 DEFAULT_SECURITY_DIR = "/etc/fleetmon/zk"
 ENV_DIR = "FLEETMON_ZK_SECURITY_DIR"
@@ -205,21 +213,35 @@ KAZOO_LOG = logging.getLogger("kazoo.client")
 KAZOO_LOG.addFilter(_RedactAuth())
 
 
-class TlsAwareHandler(SequentialThreadingHandler):
-    """kazoo's handler, but ``select`` also reports a TLS socket holding decrypted bytes.
+class _TlsPending:
+    """A kazoo handler mixin: ``select`` also reports a TLS socket holding decrypted bytes.
 
     kazoo's connection loop selects on the raw socket before reading the next reply; with TLS,
     replies already decrypted into the SSL object's buffer leave the raw socket idle, so they
     wait for the next packet or the ping timer (seconds). The usual SSL_pending() fix, applied
-    where kazoo asks.
+    where kazoo asks, for the threading and the gevent handler alike.
     """
 
     def select(self, *args: Any, **kwargs: Any) -> Any:
         rlist = args[0] if args else kwargs.get("rlist", [])
-        ready = [s for s in rlist if isinstance(s, ssl.SSLSocket) and s.pending() > 0]
+        ready = [s for s in rlist if getattr(s, "pending", None) and s.pending() > 0]
         if ready:
             return ready, [], []
-        return super().select(*args, **kwargs)
+        return super().select(*args, **kwargs)  # type: ignore[misc]
+
+
+class TlsAwareHandler(_TlsPending, SequentialThreadingHandler):
+    """kazoo's threading handler with the TLS fix of :class:`_TlsPending`."""
+
+
+def _tls_aware(handler: Any) -> Any:
+    """``handler`` (a fresh threading handler when None) with the TLS fix mixed in."""
+    if handler is None:
+        return TlsAwareHandler()
+    if not isinstance(handler, _TlsPending):
+        cls = type(handler)
+        handler.__class__ = type(f"TlsAware{cls.__name__}", (_TlsPending, cls), {})
+    return handler
 
 
 class FleetKazooClient(KazooClient):
@@ -249,13 +271,19 @@ class FleetKazooClient(KazooClient):
 
 
 def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False, *, role: str = "reader",
-                security: ZkSecurity | None = None, insecure: bool | None = None,
-                **kwargs: Any) -> KazooClient:
+                security: ZkSecurity | None = None, insecure: bool | None = None, handler: Any = None,
+                reconnect_jitter: float = CONNECTION_JITTER, **kwargs: Any) -> KazooClient:
     """Return an unstarted client for ``hosts`` ("h1:2281,h2:2281[/chroot]") acting as ``role``.
 
     ``security`` overrides what ``load_security(role, insecure)`` finds in the environment;
     extra keyword arguments (``client_id`` ...) go to KazooClient. Raises ZkSecurityError when
     no credential is configured and open mode was not asked for.
+
+    ``handler``: a kazoo handler instance (default: threads); many sessions in one process use
+    ``kazoo.handlers.gevent.SequentialGeventHandler`` (see simulator/sessions.py).
+    ``reconnect_jitter``: each wait between reconnection rounds is multiplied by a random factor
+    in [1 - j, 1 + j], so a fleet cut off at once does not come back in the same instant.
+    kazoo shuffles the member list on every round, which spreads clients over the members.
     """
     sec = security or load_security(role, insecure)
     if sec.insecure:
@@ -263,15 +291,19 @@ def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False, *, r
                     "development only")
     tls: dict[str, Any] = {}
     if sec.use_ssl:
-        tls = {"use_ssl": True, "ca": sec.ca, "verify_certs": True, "handler": TlsAwareHandler()}
+        handler = _tls_aware(handler)
+        tls = {"use_ssl": True, "ca": sec.ca, "verify_certs": True}
         if sec.certfile:
             tls.update(certfile=sec.certfile, keyfile=sec.keyfile)
+    sleep = {} if handler is None else {"sleep_func": handler.sleep_func}
     return FleetKazooClient(
         hosts=hosts,
         timeout=timeout,
         read_only=read_only,
-        connection_retry=KazooRetry(**CONNECTION_RETRY),
-        command_retry=KazooRetry(**OP_RETRY),
+        handler=handler,
+        randomize_hosts=True,
+        connection_retry=KazooRetry(**CONNECTION_RETRY, max_jitter=reconnect_jitter, **sleep),
+        command_retry=KazooRetry(**OP_RETRY, **sleep),
         auth_data=sec.credential.auth_data() if sec.credential else None,
         acl_policy=sec.policy(),
         logger=KAZOO_LOG,

@@ -5,6 +5,16 @@ it to stand in for a fleet. ``fleet-simulator`` (or ``python -m simulator``) run
 ``fleet-exporter simulate`` is the same command, present when this package is installed.
 """
 
-from simulator.cli import simulate
+from typing import Any
 
 __all__ = ["simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `python -m simulator.sessions` (a gevent worker) can monkey-patch the
+    # standard library before the command's imports create threads and locks.
+    if name == "simulate":
+        from simulator.cli import simulate
+
+        return simulate
+    raise AttributeError(name)

@@ -10,6 +10,7 @@ host's scrapes and liveness node, and deregisters it after ``deregister_after``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import signal
@@ -38,13 +39,17 @@ class Registration:
     """Mirrors the fleet into ZooKeeper (Registrar) and/or a file_sd JSON file."""
 
     def __init__(self, fleet: Fleet, address: str, zk: str | None, root: str, session_timeout: float,
-                 file_sd: Path | None):
+                 file_sd: Path | None, sessions: str = "shared", session_procs: int | None = None):
         self.fleet = fleet
         self.address = address
         self.file_sd = file_sd
         self.registrar: Any = None
         self.deregistered: set[str] = set()
-        if zk:
+        if zk and sessions == "per-host":
+            from simulator.sessions import SessionPool
+
+            self.registrar = SessionPool(zk, root=root, session_timeout=session_timeout, procs=session_procs)
+        elif zk:
             try:
                 from discovery.registry import Registrar
             except ImportError as exc:  # discovery is a sibling package; say clearly what is missing
@@ -126,8 +131,13 @@ def schedule_event(loop: asyncio.AbstractEventLoop, fleet: Fleet, reg: Registrat
               help="HOST:PORT registered as the hosts' scrape address (default: --listen).")
 @click.option("--zk", default=None, help="ZooKeeper connect string; registers every host.")
 @click.option("--zk-root", default="/fleetmon", show_default=True, help="fleetmon root znode.")
-@click.option("--session-timeout", type=float, default=10.0, show_default=True,
-              help="ZooKeeper session timeout in seconds.")
+@click.option("--session-timeout", type=float, default=30.0, show_default=True,
+              help="ZooKeeper session timeout in seconds (the exporter's, fleetmon.zk.SESSION_TIMEOUT).")
+@click.option("--sessions", type=click.Choice(["shared", "per-host"]), default="shared", show_default=True,
+              help="shared: one ZooKeeper session for all hosts; per-host: one session and liveness node "
+                   "per host, as a real fleet (worker processes on gevent, see simulator/sessions.py).")
+@click.option("--session-procs", type=click.IntRange(1, 64), default=None,
+              help="Worker processes for --sessions per-host (default: one per 2,500 hosts).")
 @click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Scenario YAML (see docs/run.md).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed: same seed, same fleet.")
@@ -139,7 +149,7 @@ def schedule_event(loop: asyncio.AbstractEventLoop, fleet: Fleet, reg: Registrat
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def simulate(n_hosts: int, listen: str, advertise: str | None, zk: str | None, zk_root: str,
-             session_timeout: float, scenario: Path | None, seed: int, series_per_host: int,
+             session_timeout: float, sessions: str, session_procs: int | None, scenario: Path | None, seed: int, series_per_host: int,
              file_sd: Path | None, deregister_on_exit: bool, log_level: str) -> None:
     """Serve N simulated hosts at /hosts/<name>/metrics, register them, play a scenario."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -156,7 +166,11 @@ def simulate(n_hosts: int, listen: str, advertise: str | None, zk: str | None, z
             hit = fleet.add_event(ev, 0.0)
             if not hit:
                 log.warning("%s: event %s matches no host", scen.source, ev.hosts)
-    reg = Registration(fleet, address, zk, zk_root, session_timeout, file_sd)
+    if sessions == "per-host" and not zk:
+        raise click.UsageError("--sessions per-host needs --zk")
+    if sessions == "per-host" and importlib.util.find_spec("gevent") is None:
+        raise click.UsageError("--sessions per-host runs on gevent: pip install 'fleetmon[simulator]'")
+    reg = Registration(fleet, address, zk, zk_root, session_timeout, file_sd, sessions, session_procs)
     asyncio.run(_main(fleet, reg, host, port, scen.events if scen else [], deregister_on_exit))
 
 
@@ -167,6 +181,8 @@ async def _main(fleet: Fleet, reg: Registration, host: str, port: int, events: l
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = SimulatorApp(fleet, on_event=lambda ev, off: schedule_event(loop, fleet, reg, ev, off))
+    if reg.registrar is not None and hasattr(reg.registrar, "status"):
+        app.sessions = reg.registrar.status
     for ev in events:
         schedule_event(loop, fleet, reg, ev, 0.0)
 

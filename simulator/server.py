@@ -7,7 +7,8 @@ could not hold on one core.
 
 Endpoints: ``/hosts/<name>/metrics`` (a host; a dead host closes the connection unanswered),
 ``/hosts`` (JSON inventory), ``/metrics`` (the simulator's own counters), ``/-/healthy``,
-``GET|POST /-/events`` (list, or add a scenario event at run time; ``at`` counts from now).
+``GET|POST /-/events`` (list, or add a scenario event at run time; ``at`` counts from now),
+``/-/sessions`` (JSON: ZooKeeper registration status, summed over per-host session workers).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class SimulatorApp:
         self.stats = Stats()
         self.on_event = on_event
         self.started = time.time()
+        self.sessions: Callable[[], dict[str, Any]] | None = None
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes, bytes] | None:
         """(status, content type, body), or None to drop the connection (a dead host)."""
@@ -68,6 +70,9 @@ class SimulatorApp:
         if path == "/hosts":
             data = [{"name": h.name, "labels": h.labels, "metrics_path": f"{HOST_PREFIX}{h.name}/metrics",
                      "down": h.is_down(self.fleet.sim_time())} for h in self.fleet.hosts]
+            return 200, b"application/json", json.dumps(data).encode()
+        if path == "/-/sessions":
+            data = self.sessions() if self.sessions is not None else {}
             return 200, b"application/json", json.dumps(data).encode()
         if path == "/-/events":
             if method == "POST":

@@ -214,7 +214,7 @@ def test_sidecar_session_expiry_recreates_its_shard_node_and_keeps_the_file(regi
     wait_until(lambda: "web-2" in read_targets(sc.output), 20, what="updates after expiry")
 
 
-def test_retention_reaps_only_long_gone_hosts(registrar, zk_client, zk_root):
+def test_retention_reaps_only_long_gone_hosts(registrar, zk_server, zk_client, zk_root):
     reg = registrar()
     reg.add_many([("gone", "127.0.0.1:1"), ("back", "127.0.0.1:2"), ("here", "127.0.0.1:3")])
     assert reg.wait(20)
@@ -235,8 +235,14 @@ def test_retention_reaps_only_long_gone_hosts(registrar, zk_client, zk_root):
     assert zk_client.exists(layout.host_path(zk_root, "gone")) is None
     assert zk_client.exists(layout.host_path(zk_root, "back")) is not None
     assert zk_client.exists(layout.host_path(zk_root, "here")) is not None
-    assert reaper.try_lead(zk_client, zk_root, "test") and reaper.try_lead(zk_client, zk_root, "test")
-    assert not reaper.try_lead(reg.client, zk_root, "other")
+    sidecar = make_client(zk_server.hosts, role="sidecar")  # reaping is the sidecars' (fleetmon/zkacl.py)
+    sidecar.start(timeout=15)
+    try:
+        mine, other = reaper.ReaperLock(zk_client, zk_root, "test"), reaper.ReaperLock(sidecar, zk_root, "other")
+        assert mine.hold() and mine.hold() and not other.hold() and mine.holder() == "test"
+    finally:
+        sidecar.stop()
+        sidecar.close()
 
 
 def test_register_cli_holds_liveness_until_sigterm_then_gc(zk_server, zk_client, zk_root, tmp_path):
