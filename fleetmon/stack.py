@@ -123,13 +123,17 @@ def port_free(port: int) -> bool:
     return True
 
 
+def tls_verify(url: str) -> str | bool:
+    """What requests should verify ``url`` against: the stack's HTTPS services (the routers)
+    carry certificates from the stack's own CA."""
+    return str(TLS_CA) if url.startswith("https://") and TLS_CA.exists() else True
+
+
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     import requests
 
-    # The stack's HTTPS services (alert-router) carry certificates from the stack's own CA.
-    verify: str | bool = str(TLS_CA) if url.startswith("https://") and TLS_CA.exists() else True
     try:
-        return requests.get(url, timeout=timeout, verify=verify).status_code == 200
+        return requests.get(url, timeout=timeout, verify=tls_verify(url)).status_code == 200
     except requests.RequestException:
         return False
 
@@ -735,7 +739,7 @@ def ha_summary(infos: list[dict[str, Any]]) -> list[str]:
             continue
         base = i.get("probe", "").rsplit("/", 1)[0]
         try:
-            text = requests.get(f"{base}/metrics", timeout=3).text
+            text = requests.get(f"{base}/metrics", timeout=3, verify=tls_verify(base)).text
             zk = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("alert_router_zk_connected ")), "?")
         except requests.RequestException:
             zk = "?"
