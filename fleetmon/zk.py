@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import ssl
 import stat
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,13 +217,63 @@ KAZOO_LOG = logging.getLogger("kazoo.client")
 KAZOO_LOG.addFilter(_RedactAuth())
 
 
-class _TlsPending:
-    """A kazoo handler mixin: ``select`` also reports a TLS socket holding decrypted bytes.
+def _file_key(path: str | None) -> tuple[Any, ...]:
+    """What identifies a file's current content cheaply: a replaced CA or key makes a new key."""
+    if not path:
+        return (None,)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, st.st_ino, st.st_mtime_ns, st.st_size)
 
-    kazoo's connection loop selects on the raw socket before reading the next reply; with TLS,
-    replies already decrypted into the SSL object's buffer leave the raw socket idle, so they
-    wait for the next packet or the ping timer (seconds). The usual SSL_pending() fix, applied
-    where kazoo asks, for the threading and the gevent handler alike.
+
+_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def tls_context(ca: str, certfile: str | None = None, keyfile: str | None = None, *,
+                context_class: type[ssl.SSLContext] = ssl.SSLContext) -> ssl.SSLContext:
+    """The process's client TLS context for ZooKeeper: trusts ``ca`` only, one per file set.
+
+    kazoo builds a fresh context for every connection attempt and loads the system CA bundle
+    into it (``load_default_certs``): 27 ms of CPU per attempt on this machine (a 220 KB
+    bundle), paid again for every member tried in a reconnection storm, which stalled a
+    gevent worker of 1,000 sessions for ~30 s after a leader kill (docs/capacity.md, "TLS
+    reconnection"). It also made any public CA's certificate acceptable to a client that
+    does not check host names. Here the context is built once per (CA, cert, key) files -
+    re-read when one of them is replaced - and trusts fleetmon's CA alone.
+    """
+    key = (context_class, _file_key(ca), _file_key(certfile), _file_key(keyfile))
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+        if ctx is None:
+            ctx = context_class(ssl.PROTOCOL_TLS_CLIENT)
+            # The server name is not checked (kazoo's default, check_hostname=False): a
+            # member is named by the connect string, which may be an IP the certificate
+            # does not list; the certificate must still chain to fleetmon's CA.
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_verify_locations(cafile=ca)
+            if certfile and keyfile:
+                ctx.load_cert_chain(certfile=certfile, keyfile=keyfile)
+            _contexts[key] = ctx
+        return ctx
+
+
+class _TlsPending:
+    """A kazoo handler mixin for TLS connections, for the threading and the gevent handler.
+
+    ``select`` also reports a TLS socket holding decrypted bytes: kazoo's connection loop
+    selects on the raw socket before reading the next reply; with TLS, replies already
+    decrypted into the SSL object's buffer leave the raw socket idle, so they wait for the
+    next packet or the ping timer (seconds). The usual SSL_pending() fix, applied where kazoo
+    asks.
+
+    ``create_connection`` connects with the shared context of :func:`tls_context` instead of
+    kazoo's per-attempt one, and closes the socket when the connect or handshake fails
+    (kazoo leaves it to the garbage collector, a file descriptor per failed attempt).
     """
 
     def select(self, *args: Any, **kwargs: Any) -> Any:
@@ -228,6 +282,40 @@ class _TlsPending:
         if ready:
             return ready, [], []
         return super().select(*args, **kwargs)  # type: ignore[misc]
+
+    def _socket_modules(self) -> tuple[Any, type[ssl.SSLContext]]:
+        # A gevent handler needs gevent's cooperative socket and SSL classes even when the
+        # standard library is not monkey-patched; the module is loaded if such a handler exists.
+        gmod = sys.modules.get("kazoo.handlers.gevent")
+        if gmod is not None and isinstance(self, gmod.SequentialGeventHandler):
+            from gevent import socket as gsocket
+            from gevent import ssl as gssl
+
+            return gsocket, gssl.SSLContext
+        return socket, ssl.SSLContext
+
+    def create_connection(self, address: tuple[str, int], hostname: str | None = None,
+                          timeout: float | None = None, use_ssl: bool = False, ca: str | None = None,
+                          certfile: str | None = None, keyfile: str | None = None,
+                          verify_certs: bool = True, **kwargs: Any) -> Any:
+        # Only the settings make_client uses take the shared-context path; anything else
+        # (key passwords, ciphers, no verification) stays kazoo's.
+        if not use_ssl or not ca or not verify_certs or any(v for v in kwargs.values()):
+            return super().create_connection(  # type: ignore[misc]
+                address=address, hostname=hostname, timeout=timeout, use_ssl=use_ssl, ca=ca,
+                certfile=certfile, keyfile=keyfile, verify_certs=verify_certs, **kwargs)
+        sockmod, context_class = self._socket_modules()
+        ctx = tls_context(ca, certfile, keyfile, context_class=context_class)
+        family = socket.getaddrinfo(address[0], address[1], 0, socket.SOCK_STREAM)[0][0]
+        conn = ctx.wrap_socket(sockmod.socket(family, socket.SOCK_STREAM), server_hostname=hostname)
+        try:
+            conn.settimeout(timeout)
+            conn.connect(address)  # TCP connect and TLS handshake
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
 
 class TlsAwareHandler(_TlsPending, SequentialThreadingHandler):
