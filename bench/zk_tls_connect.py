@@ -7,7 +7,8 @@ sequential connects + handshakes each way, plus the context set-up alone:
 
 - ``kazoo``: ``kazoo.handlers.utils.create_tcp_connection(use_ssl=True, ca=...)``, a new
   SSLContext per attempt with the system CA bundle loaded;
-- ``fleetmon``: ``fleetmon.zk``'s handler, one shared context that trusts fleetmon's CA;
+- ``fleetmon``: ``fleetmon.zk``'s handler, one shared context that trusts fleetmon's CA,
+  with a full handshake (no session kept) and resuming the member's last TLS session;
 - ``plain``: a TCP connect to the same port without TLS (the floor).
 
     .venv/bin/python -m bench.zk_tls_connect [--connects 300]
@@ -27,15 +28,19 @@ from pathlib import Path
 
 from kazoo.handlers import utils
 
+from bench.scale_common import cpu_seconds
+from fleetmon import zk as fzk
 from fleetmon.zk import TlsAwareHandler, load_security
 from tests.harness.servers import ZooKeeperServer
 
 
-def _per_op_ms(fn, n: int) -> float:
-    t = time.perf_counter()
+def _per_op_ms(fn, n: int, server_pid: int) -> tuple[float, float, float]:
+    """Wall, client CPU and server CPU milliseconds per call of ``fn``."""
+    s0, c0, t = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - t) / n * 1000
+    wall, cpu = time.perf_counter() - t, time.process_time() - c0
+    return wall / n * 1000, cpu / n * 1000, (cpu_seconds(server_pid) - s0) / n * 1000
 
 
 def main() -> None:
@@ -63,21 +68,28 @@ def main() -> None:
             def fleetmon_connect() -> None:
                 handler.create_connection(addr, hostname="127.0.0.1", timeout=10, use_ssl=True, ca=ca).close()
 
+            def fleetmon_full() -> None:
+                fzk._sessions.clear()  # no session to resume: a full handshake
+                fleetmon_connect()
+
             def plain_connect() -> None:
                 socket.create_connection(addr, timeout=10).close()
 
             fleetmon_connect()  # builds the shared context once, as a process does
+            pid = zk.proc.pid
             rows = [
-                ("kazoo context (new SSLContext + system CAs + CA)", _per_op_ms(kazoo_ctx, n)),
-                ("kazoo connect + TLS handshake", _per_op_ms(kazoo_connect, n)),
-                ("fleetmon.zk connect + TLS handshake (shared context)", _per_op_ms(fleetmon_connect, n)),
-                ("plain TCP connect (reference)", _per_op_ms(plain_connect, n)),
+                ("kazoo context (new SSLContext + system CAs + CA)", _per_op_ms(kazoo_ctx, n, pid)),
+                ("kazoo connect + TLS handshake", _per_op_ms(kazoo_connect, n, pid)),
+                ("fleetmon.zk connect + full TLS handshake (shared context)", _per_op_ms(fleetmon_full, n, pid)),
+                ("fleetmon.zk connect + resumed TLS session", _per_op_ms(fleetmon_connect, n, pid)),
+                ("plain TCP connect (reference)", _per_op_ms(plain_connect, n, pid)),
             ]
         finally:
             zk.stop()
     print(f"{n} sequential connects to a TLS ZooKeeper 3.8 client port, load {os.getloadavg()[0]:.1f}")
-    for name, ms in rows:
-        print(f"  {name:55s} {ms:7.2f} ms  ({1000 / ms:6.0f}/s)")
+    print(f"  {'':55s} {'wall ms':>8s} {'client CPU ms':>14s} {'ZooKeeper CPU ms':>17s}")
+    for name, (wall, cpu, server) in rows:
+        print(f"  {name:55s} {wall:8.2f} {cpu:14.2f} {server:17.2f}")
 
 
 if __name__ == "__main__":
