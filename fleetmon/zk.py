@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import ssl
 import stat
@@ -58,6 +59,13 @@ CONNECTION_RETRY = {"max_tries": -1, "delay": 0.5, "backoff": 2, "max_delay": 5.
 SESSION_TIMEOUT = 30.0
 # Spread of each reconnection wait (kazoo's default is 0.4): see make_client.
 CONNECTION_JITTER = 0.4
+# Over TLS, each connection attempt after the first waits a random 0..this many seconds, as
+# ZooKeeper's own Java client does before every attempt but its first (ClientCnxn.SendThread
+# startConnect). kazoo retries the members at once; over TLS each try is a full handshake on
+# both sides, and after a leader kill every try during the election is wasted on a member
+# that completes the handshake only to drop the connection, while the handshakes take the
+# CPU the election needs (docs/benchmarks.md, "ZooKeeper TLS reconnection").
+TLS_RECONNECT_SPREAD = 1.0
 
 DEFAULT_SECURITY_DIR = "/etc/fleetmon/zk"
 ENV_DIR = "FLEETMON_ZK_SECURITY_DIR"
@@ -246,10 +254,11 @@ def tls_context(ca: str, certfile: str | None = None, keyfile: str | None = None
 
     kazoo builds a fresh context for every connection attempt and loads the system CA bundle
     into it (``load_default_certs``): 27 ms of CPU per attempt on this machine (a 220 KB
-    bundle), paid again for every member tried in a reconnection storm, which stalled a
-    gevent worker of 1,000 sessions for ~30 s after a leader kill (docs/capacity.md, "TLS
-    reconnection"). It also made any public CA's certificate acceptable to a client that
-    does not check host names. Here the context is built once per (CA, cert, key) files -
+    bundle), paid again for every member tried in a reconnection storm: one gevent worker
+    holding 300 sessions took 10 s just to notice a leader kill and 14.3 s to have every
+    session back (5.6 s with this context; docs/benchmarks.md, "ZooKeeper TLS reconnection").
+    It also made any public CA's certificate acceptable to a client that does not check
+    host names. Here the context is built once per (CA, cert, key) files -
     re-read when one of them is replaced - and trusts fleetmon's CA alone.
     """
     key = (context_class, _file_key(ca), _file_key(certfile), _file_key(keyfile))
@@ -353,12 +362,31 @@ class FleetKazooClient(KazooClient):
     where kazoo sends each create, which covers create, ensure_path, makepath and async forms.
     """
 
-    def __init__(self, *args: Any, acl_policy: zkacl.AclPolicy | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, acl_policy: zkacl.AclPolicy | None = None, reconnect_spread: float = 0.0,
+                 **kwargs: Any):
         self.acl_policy = acl_policy
         # A marker list: when kazoo hands it to a create, the caller gave no ACL of its own.
         self._default_marker: list[ACL] | None = (
             [zkacl.admin_acl(acl_policy.ids)] if acl_policy else None)
         super().__init__(*args, default_acl=self._default_marker, **kwargs)
+        if reconnect_spread > 0:
+            self._spread_attempts(reconnect_spread)
+
+    def _spread_attempts(self, spread: float) -> None:
+        # kazoo has no hook between connection attempts; its connection routine calls
+        # _connect_attempt once per member tried, on the connection's own thread/greenlet.
+        conn = self._connection
+        attempt = conn._connect_attempt
+        sleep = self.handler.sleep_func
+        first = [True]
+
+        def spread_attempt(*args: Any, **kwargs: Any) -> Any:
+            if not first[0] and not self._stopped.is_set():
+                sleep(random.uniform(0.0, spread))
+            first[0] = False
+            return attempt(*args, **kwargs)
+
+        conn._connect_attempt = spread_attempt
 
     def _create_async_inner(self, path: str, value: bytes, acl: Any, flags: int, trailing: bool = False,
                             include_data: bool = False) -> Any:
@@ -407,6 +435,7 @@ def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False, *, r
         command_retry=KazooRetry(**OP_RETRY, **sleep),
         auth_data=sec.credential.auth_data() if sec.credential else None,
         acl_policy=sec.policy(),
+        reconnect_spread=TLS_RECONNECT_SPREAD if sec.use_ssl else 0.0,
         logger=KAZOO_LOG,
         **tls,
         **kwargs,

@@ -7,13 +7,14 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 from kazoo.handlers.gevent import SequentialGeventHandler
 
 from fleetmon import zkkeys
 from fleetmon.zk import TlsAwareHandler, _tls_aware, load_security, make_client, tls_context
-from tests.harness.servers import free_port
+from tests.harness.servers import free_port, use_zk_security, wait_until
 
 
 def _connect(handler, port: int, ca: str):
@@ -100,3 +101,41 @@ def test_a_server_signed_by_another_ca_is_refused(foreign_tls_server) -> None:
     for _ in range(3):  # and again: a failed handshake leaves no session to resume
         with pytest.raises(ssl.SSLCertVerificationError):
             _connect(handler, foreign_tls_server, ca)
+
+
+def test_tls_reconnection_attempts_are_spread_like_zookeepers_java_client(monkeypatch) -> None:
+    """Attempts after the first wait a random 0..TLS_RECONNECT_SPREAD s (here its maximum)."""
+    from fleetmon import zk as fzk
+
+    use_zk_security()  # the harness CA and credentials, without starting a ZooKeeper
+    monkeypatch.setattr(fzk.random, "uniform", lambda a, b: b)
+    port = free_port()
+    srv = socket.create_server(("127.0.0.1", port))
+    srv.settimeout(0.2)
+    accepted: list[float] = []
+    stop = threading.Event()
+
+    def serve() -> None:  # a member that drops every connection before the handshake
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            accepted.append(time.monotonic())
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = make_client(f"127.0.0.1:{port}", role="reader")
+    try:
+        client.start_async()
+        wait_until(lambda: len(accepted) >= 3, timeout=30, what="three connection attempts")
+    finally:
+        client.stop()
+        client.close()
+        stop.set()
+        t.join(5)
+        srv.close()
+    gaps = [b - a for a, b in zip(accepted, accepted[1:], strict=False)]
+    # kazoo alone retries after 0.3-0.7 s here (0.5 s +/- 40%), then 0.6-1.4 s.
+    assert all(g >= fzk.TLS_RECONNECT_SPREAD for g in gaps), gaps
