@@ -26,7 +26,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import socket
+import ssl
 import stat
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,13 @@ CONNECTION_RETRY = {"max_tries": -1, "delay": 0.5, "backoff": 2, "max_delay": 5.
 SESSION_TIMEOUT = 30.0
 # Spread of each reconnection wait (kazoo's default is 0.4): see make_client.
 CONNECTION_JITTER = 0.4
+# Over TLS, each connection attempt after the first waits a random 0..this many seconds, as
+# ZooKeeper's own Java client does before every attempt but its first (ClientCnxn.SendThread
+# startConnect). kazoo retries the members at once; over TLS each try is a full handshake on
+# both sides, and after a leader kill every try during the election is wasted on a member
+# that completes the handshake only to drop the connection, while the handshakes take the
+# CPU the election needs (docs/benchmarks.md, "ZooKeeper TLS reconnection").
+TLS_RECONNECT_SPREAD = 1.0
 
 DEFAULT_SECURITY_DIR = "/etc/fleetmon/zk"
 ENV_DIR = "FLEETMON_ZK_SECURITY_DIR"
@@ -213,13 +225,73 @@ KAZOO_LOG = logging.getLogger("kazoo.client")
 KAZOO_LOG.addFilter(_RedactAuth())
 
 
-class _TlsPending:
-    """A kazoo handler mixin: ``select`` also reports a TLS socket holding decrypted bytes.
+def _file_key(path: str | None) -> tuple[Any, ...]:
+    """What identifies a file's current content cheaply: a replaced CA or key makes a new key."""
+    if not path:
+        return (None,)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, st.st_ino, st.st_mtime_ns, st.st_size)
 
-    kazoo's connection loop selects on the raw socket before reading the next reply; with TLS,
-    replies already decrypted into the SSL object's buffer leave the raw socket idle, so they
-    wait for the next packet or the ping timer (seconds). The usual SSL_pending() fix, applied
-    where kazoo asks, for the threading and the gevent handler alike.
+
+_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+# The last TLS session per (context, member address), offered again on the next connection
+# to that member: a resumed TLS 1.2 handshake skips the key exchange and the certificate
+# signature, ~2.3 ms of ZooKeeper CPU instead of ~7-9 ms (bench/zk_tls_connect.py). After a
+# leader kill every session of the fleet reconnects, and while the survivors elect they
+# accept each attempt's handshake only to drop it, so the handshakes compete with the
+# election for CPU. Every client of a process shares the context, hence the same
+# credentials, so sharing its sessions gives no client more than it has.
+_sessions: dict[tuple[int, tuple[str, int]], ssl.SSLSession] = {}
+
+
+def tls_context(ca: str, certfile: str | None = None, keyfile: str | None = None, *,
+                context_class: type[ssl.SSLContext] = ssl.SSLContext) -> ssl.SSLContext:
+    """The process's client TLS context for ZooKeeper: trusts ``ca`` only, one per file set.
+
+    kazoo builds a fresh context for every connection attempt and loads the system CA bundle
+    into it (``load_default_certs``): 27 ms of CPU per attempt on this machine (a 220 KB
+    bundle), paid again for every member tried in a reconnection storm: one gevent worker
+    holding 300 sessions took 10 s just to notice a leader kill and 14.3 s to have every
+    session back (5.6 s with this context; docs/benchmarks.md, "ZooKeeper TLS reconnection").
+    It also made any public CA's certificate acceptable to a client that does not check
+    host names. Here the context is built once per (CA, cert, key) files -
+    re-read when one of them is replaced - and trusts fleetmon's CA alone.
+    """
+    key = (context_class, _file_key(ca), _file_key(certfile), _file_key(keyfile))
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+        if ctx is None:
+            ctx = context_class(ssl.PROTOCOL_TLS_CLIENT)
+            # The server name is not checked (kazoo's default, check_hostname=False): a
+            # member is named by the connect string, which may be an IP the certificate
+            # does not list; the certificate must still chain to fleetmon's CA.
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_verify_locations(cafile=ca)
+            if certfile and keyfile:
+                ctx.load_cert_chain(certfile=certfile, keyfile=keyfile)
+            _contexts[key] = ctx
+        return ctx
+
+
+class _TlsPending:
+    """A kazoo handler mixin for TLS connections, for the threading and the gevent handler.
+
+    ``select`` also reports a TLS socket holding decrypted bytes: kazoo's connection loop
+    selects on the raw socket before reading the next reply; with TLS, replies already
+    decrypted into the SSL object's buffer leave the raw socket idle, so they wait for the
+    next packet or the ping timer (seconds). The usual SSL_pending() fix, applied where kazoo
+    asks.
+
+    ``create_connection`` connects with the shared context of :func:`tls_context` instead of
+    kazoo's per-attempt one, resumes the member's last TLS session when it has one, and
+    closes the socket when the connect or handshake fails (kazoo leaves it to the garbage
+    collector, a file descriptor per failed attempt).
     """
 
     def select(self, *args: Any, **kwargs: Any) -> Any:
@@ -228,6 +300,44 @@ class _TlsPending:
         if ready:
             return ready, [], []
         return super().select(*args, **kwargs)  # type: ignore[misc]
+
+    def _socket_modules(self) -> tuple[Any, type[ssl.SSLContext]]:
+        # A gevent handler needs gevent's cooperative socket and SSL classes even when the
+        # standard library is not monkey-patched; the module is loaded if such a handler exists.
+        gmod = sys.modules.get("kazoo.handlers.gevent")
+        if gmod is not None and isinstance(self, gmod.SequentialGeventHandler):
+            from gevent import socket as gsocket
+            from gevent import ssl as gssl
+
+            return gsocket, gssl.SSLContext
+        return socket, ssl.SSLContext
+
+    def create_connection(self, address: tuple[str, int], hostname: str | None = None,
+                          timeout: float | None = None, use_ssl: bool = False, ca: str | None = None,
+                          certfile: str | None = None, keyfile: str | None = None,
+                          verify_certs: bool = True, **kwargs: Any) -> Any:
+        # Only the settings make_client uses take the shared-context path; anything else
+        # (key passwords, ciphers, no verification) stays kazoo's.
+        if not use_ssl or not ca or not verify_certs or any(v for v in kwargs.values()):
+            return super().create_connection(  # type: ignore[misc]
+                address=address, hostname=hostname, timeout=timeout, use_ssl=use_ssl, ca=ca,
+                certfile=certfile, keyfile=keyfile, verify_certs=verify_certs, **kwargs)
+        sockmod, context_class = self._socket_modules()
+        ctx = tls_context(ca, certfile, keyfile, context_class=context_class)
+        family = socket.getaddrinfo(address[0], address[1], 0, socket.SOCK_STREAM)[0][0]
+        key = (id(ctx), (address[0], int(address[1])))
+        conn = ctx.wrap_socket(sockmod.socket(family, socket.SOCK_STREAM), server_hostname=hostname,
+                               session=_sessions.get(key))
+        try:
+            conn.settimeout(timeout)
+            conn.connect(address)  # TCP connect and TLS handshake (resumed when the member agrees)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            conn.close()
+            raise
+        if not conn.session_reused and conn.session is not None:
+            _sessions[key] = conn.session
+        return conn
 
 
 class TlsAwareHandler(_TlsPending, SequentialThreadingHandler):
@@ -252,12 +362,31 @@ class FleetKazooClient(KazooClient):
     where kazoo sends each create, which covers create, ensure_path, makepath and async forms.
     """
 
-    def __init__(self, *args: Any, acl_policy: zkacl.AclPolicy | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, acl_policy: zkacl.AclPolicy | None = None, reconnect_spread: float = 0.0,
+                 **kwargs: Any):
         self.acl_policy = acl_policy
         # A marker list: when kazoo hands it to a create, the caller gave no ACL of its own.
         self._default_marker: list[ACL] | None = (
             [zkacl.admin_acl(acl_policy.ids)] if acl_policy else None)
         super().__init__(*args, default_acl=self._default_marker, **kwargs)
+        if reconnect_spread > 0:
+            self._spread_attempts(reconnect_spread)
+
+    def _spread_attempts(self, spread: float) -> None:
+        # kazoo has no hook between connection attempts; its connection routine calls
+        # _connect_attempt once per member tried, on the connection's own thread/greenlet.
+        conn = self._connection
+        attempt = conn._connect_attempt
+        sleep = self.handler.sleep_func
+        first = [True]
+
+        def spread_attempt(*args: Any, **kwargs: Any) -> Any:
+            if not first[0] and not self._stopped.is_set():
+                sleep(random.uniform(0.0, spread))
+            first[0] = False
+            return attempt(*args, **kwargs)
+
+        conn._connect_attempt = spread_attempt
 
     def _create_async_inner(self, path: str, value: bytes, acl: Any, flags: int, trailing: bool = False,
                             include_data: bool = False) -> Any:
@@ -306,6 +435,7 @@ def make_client(hosts: str, timeout: float = 10.0, read_only: bool = False, *, r
         command_retry=KazooRetry(**OP_RETRY, **sleep),
         auth_data=sec.credential.auth_data() if sec.credential else None,
         acl_policy=sec.policy(),
+        reconnect_spread=TLS_RECONNECT_SPREAD if sec.use_ssl else 0.0,
         logger=KAZOO_LOG,
         **tls,
         **kwargs,
