@@ -604,6 +604,27 @@ def reset_alert_state(run: Path) -> list[Path]:
     return removed
 
 
+def reset_router_claims(zk_hosts: str, root: str = "/fleetmon") -> bool:
+    """Delete the routers' done records (``<root>/alert-router/done``) left by an earlier run.
+
+    They are alerting state too: kept, a router treats an alert of this run whose start falls
+    within ``claim_start_skew`` (30 s) of the last run's as already delivered, so a quick
+    `make stop` / `make run` mails nothing. Returns whether there were any."""
+    from fleetmon.zk import make_client
+
+    client = make_client(zk_hosts, role="admin")
+    client.start(timeout=15)
+    try:
+        path = f"{root}/alert-router/done"
+        if client.exists(path) is None:
+            return False
+        client.delete(path, recursive=True)
+        return True
+    finally:
+        client.stop()
+        client.close()
+
+
 def start(n_hosts: int, keep_alert_state: bool = False) -> int:
     up = running()
     if up:
@@ -646,6 +667,8 @@ def start(n_hosts: int, keep_alert_state: bool = False) -> int:
                 # Every subtree made up front with its ACL (admin), before any role could squat one.
                 run_once("zk-acl-repair", py("discovery.cli", "fleet-discovery", "acl", "repair", "--zk",
                                              f"{HOST}:{port['zookeeper']}"))
+            if p.name == "zookeeper" and not keep_alert_state and reset_router_claims(f"{HOST}:{port['zookeeper']}"):
+                print("alerting state: the last run's router delivery records removed")
         if have_module("rulesync.cli") and any(p.name.startswith("sidecar-") for p in procs):
             print("applying stack/rules.yaml to every shard (rulesync apply) ...", flush=True)
             out = run_once("rulesync-apply", py("rulesync.cli", "rulesync", "apply",
