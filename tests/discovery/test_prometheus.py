@@ -19,28 +19,10 @@ from discovery.cli import main
 from discovery.promconfig import render_shard_config
 from discovery.sharding import assign
 from discovery.sidecar import Sidecar
-from tests.harness.servers import ManagedProcess, free_port, port_open, wait_until
+from tests.harness.servers import RepoCommand as Proc
+from tests.harness.servers import free_port, wait_until
 
 FLEET_DISCOVERY = str(Path(sys.executable).parent / "fleet-discovery")
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Proc(ManagedProcess):
-    def __init__(self, workdir: Path, name: str, argv: list[str], port: int):
-        self.name = name
-        super().__init__(workdir)
-        self.argv, self.port = argv, port
-
-    def command(self) -> list[str]:
-        return self.argv
-
-    def env(self) -> dict[str, str]:
-        import os
-
-        return {**os.environ, "PYTHONPATH": str(REPO)}
-
-    def ready(self) -> bool:
-        return port_open(self.port)
 
 
 @pytest.fixture

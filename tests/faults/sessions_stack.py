@@ -10,7 +10,6 @@ what a failover does to them.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -19,9 +18,9 @@ from typing import Any
 
 import requests
 
-from tests.harness.servers import ManagedProcess, ZooKeeperEnsemble, ZooKeeperServer, free_port, port_open
+from tests.harness.servers import RepoCommand as Proc
+from tests.harness.servers import ZooKeeperEnsemble, ZooKeeperServer, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 FLEET_DISCOVERY = str(Path(sys.executable).parent / "fleet-discovery")
 
 # Server settings under test (the same as deploy/zookeeper/zoo.cfg's sessions group, except
@@ -60,24 +59,6 @@ def mntr(node: ZooKeeperServer) -> dict[str, str]:
         k, _, v = line.partition("\t")
         out[k.strip()] = v.strip()
     return out
-
-
-class Proc(ManagedProcess):
-    """A command run from the repo checkout, ready when ``port`` accepts connections."""
-
-    def __init__(self, workdir: Path, name: str, argv: list[str], port: int):
-        self.name = name
-        super().__init__(workdir)
-        self.argv, self.port = argv, port
-
-    def command(self) -> list[str]:
-        return self.argv
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(REPO)}
-
-    def ready(self) -> bool:
-        return port_open(self.port)
 
 
 def simulator(workdir: Path, zk: str, root: str, hosts: int, session_timeout: float,

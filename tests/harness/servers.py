@@ -235,6 +235,25 @@ class ManagedProcess:
 
 # --------------------------------------------------------------------------- ZooKeeper
 
+class RepoCommand(ManagedProcess):
+    """A command run from this checkout (``PYTHONPATH`` = the repo), ready once ``port`` accepts
+    connections: fleetmon's own commands (sidecars, the simulator) as real processes."""
+
+    def __init__(self, workdir: Path, name: str, argv: list[str], port: int):
+        self.name = name
+        super().__init__(workdir)
+        self.argv, self.port = argv, port
+
+    def command(self) -> list[str]:
+        return self.argv
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def ready(self) -> bool:
+        return port_open(self.port)
+
+
 class ZooKeeperServer(ManagedProcess):
     """ZooKeeper 3.8 from Debian's package, started with java and its classpath.
 
