@@ -61,8 +61,8 @@ def test_server_list_is_the_closure_of_the_core_install() -> None:
 
 
 def test_exporter_list_covers_what_the_exporter_imports() -> None:
-    # The exporter's own imports (exporter/, fleetmon.zk, discovery.registry); the server parts
+    # The exporter's own imports (exporter/, fleetmon.zk, fleetmon.schema, discovery.registry); the server parts
     # (Flask, Apprise, cryptography, cheroot) are deliberately not on the hosts.
-    need = closure(["prometheus-client", "kazoo", "pyyaml", "click", "bcrypt"])
+    need = closure(["prometheus-client", "kazoo", "pyyaml", "click", "bcrypt", "fastjsonschema"])
     have = pinned("fleetmon-exporter")
     assert need == set(have), f"exporter list {sorted(have)} != closure {sorted(need)}"

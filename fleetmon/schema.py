@@ -1,0 +1,185 @@
+"""Config schemas: each config file's shape is declared once, as a JSON Schema, and checked here.
+
+The schemas live in ``docs/schemas/`` (installed as ``fleetmon.schemas``): the same files editors
+load through the ``# yaml-language-server: $schema=...`` line at the top of each example, and
+the ones every loader validates against. This module compiles them with fastjsonschema (plain
+Python, no dependencies: the exporter on every host pays no memory for it, where ``jsonschema``
+would add about 10 MiB per process) and turns every violation into a ``SchemaProblem`` with
+the path, the key as users write it (``logs[0].type``) and a message in our words:
+
+- a property's ``x-error`` says what it must be (``"must be HOST:PORT, e.g. 0.0.0.0:9847"``);
+- otherwise the message is derived: unknown keys list the known ones, ``required`` names the
+  missing key (with its ``description``), ``enum`` lists the allowed values.
+
+Checks a schema cannot express (a regex that compiles, a PromQL expression, names unique across
+a list) stay in each loader, after this one, with the same problem shape. Custom formats:
+``duration`` (fleetmon.durations), ``listen-address`` (fleetmon.listen), ``regex`` (Python ``re``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fastjsonschema
+
+from fleetmon import durations, listen
+from fleetmon.yamldoc import keyname
+
+SCHEMAS = "fleetmon.schemas"
+# The schemas' published names (docs/schemas/<name>.schema.json).
+NAMES = ("rules", "exporter", "router", "recipients")
+
+
+def _regex_ok(value: str) -> bool:
+    try:
+        re.compile(value)
+    except re.error:
+        return False
+    return True
+
+
+FORMATS: dict[str, Callable[[str], bool]] = {
+    "duration": durations.is_duration,
+    "listen-address": listen.is_listen,
+    "regex": _regex_ok,
+}
+_FORMAT_TEXT = {
+    "duration": f"a duration like {durations.EXAMPLE}",
+    "listen-address": listen.EXAMPLE,
+    "regex": "a valid regular expression",
+}
+_TYPE_TEXT = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+              "object": "a mapping", "array": "a list", "null": "empty"}
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    path: tuple[Any, ...]
+    message: str
+
+    @property
+    def key(self) -> str:
+        return keyname(self.path)
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The parsed JSON Schema ``name`` (one of NAMES)."""
+    text = importlib.resources.files(SCHEMAS).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@functools.cache
+def _validator(name: str) -> Callable[[Any], Any]:
+    return compile_schema(schema(name))
+
+
+def compile_schema(definition: dict[str, Any]) -> Callable[[Any], Any]:
+    """A validator for ``definition`` with fleetmon's formats, reporting every violation."""
+    return fastjsonschema.compile(definition, formats=FORMATS, fast_fail=False)
+
+
+def check(name: str, data: Any) -> list[SchemaProblem]:
+    """Every way ``data`` breaks schema ``name`` (one of NAMES); [] if none."""
+    return check_against(_validator(name), data)
+
+
+def check_against(validator: Callable[[Any], Any], data: Any) -> list[SchemaProblem]:
+    """Every way ``data`` breaks a validator made by ``compile_schema``; [] if none."""
+    try:
+        validator(data)
+    except fastjsonschema.JsonSchemaValuesException as exc:
+        errors = exc.errors
+    except fastjsonschema.JsonSchemaValueException as exc:
+        errors = [exc]
+    else:
+        return []
+    out: list[SchemaProblem] = []
+    for err in errors:
+        for p in _describe(err, _path(data, err.path[1:])):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _path(data: Any, parts: list[str]) -> tuple[Any, ...]:
+    """fastjsonschema's string path back to real keys and indices (keys may contain dots)."""
+    out: list[Any] = []
+    node = data
+    i = 0
+    while i < len(parts):
+        if isinstance(node, list) and parts[i].isdigit() and int(parts[i]) < len(node):
+            out.append(int(parts[i]))
+            node = node[int(parts[i])]
+            i += 1
+            continue
+        if isinstance(node, dict):
+            # The longest run of parts that, joined by dots, is a key of this mapping.
+            for j in range(len(parts), i, -1):
+                key = ".".join(parts[i:j])
+                if key in node:
+                    out.append(key)
+                    node = node[key]
+                    i = j
+                    break
+            else:
+                out.extend(parts[i:])
+                break
+            continue
+        out.extend(parts[i:])
+        break
+    return tuple(out)
+
+
+def _describe(err: fastjsonschema.JsonSchemaValueException, at: tuple[Any, ...]) -> list[SchemaProblem]:
+    d = err.definition if isinstance(err.definition, dict) else {}
+    rule = err.rule
+    if rule == "additionalProperties" and isinstance(err.value, dict):
+        known = sorted(d.get("properties", {}))
+        patterns = [re.compile(p) for p in d.get("patternProperties", {})]
+        extra = [k for k in err.value if k not in known and not any(p.search(str(k)) for p in patterns)]
+        hint = d.get("x-unknown") or (f"unknown key (known: {', '.join(known)})" if known else "unknown key")
+        return [SchemaProblem(at + (k,), hint) for k in extra]
+    if rule == "required" and isinstance(err.value, dict):
+        props = d.get("properties", {})
+        out = []
+        for k in d.get("required", []):
+            if k not in err.value:
+                what = props.get(k, {}).get("x-error") or props.get(k, {}).get("description", "")
+                out.append(SchemaProblem(at + (k,), f"required: {what}" if what else "required"))
+        return out
+    if d.get("x-error"):
+        return [SchemaProblem(at, d["x-error"])]
+    return [SchemaProblem(at, _derived(rule, d, err))]
+
+
+def _derived(rule: str | None, d: dict[str, Any], err: fastjsonschema.JsonSchemaValueException) -> str:
+    rd = err.rule_definition
+    if rule == "type":
+        kinds = rd if isinstance(rd, list) else [rd]
+        return "must be " + " or ".join(_TYPE_TEXT.get(k, k) for k in kinds)
+    if rule == "enum":
+        return "must be one of " + ", ".join(str(v) for v in rd)
+    if rule == "const":
+        return f"must be {rd!r}"
+    if rule == "format":
+        return "must be " + _FORMAT_TEXT.get(rd, rd)
+    if rule in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[rule]
+        return f"must be {sign} {rd}"
+    if rule == "minItems":
+        return "must not be empty" if rd == 1 else f"must have at least {rd} items"
+    if rule == "minLength":
+        return "must not be empty" if rd == 1 else f"must be at least {rd} characters"
+    if rule == "pattern":
+        return f"must match {rd}"
+    if rule == "propertyNames":
+        return "has a key that is not allowed here"
+    if rule == "uniqueItems":
+        return "must not repeat an item"
+    return err.message.replace(err.name or "data", "", 1).strip() or f"breaks the schema ({rule})"
