@@ -159,10 +159,10 @@ def _with_value(message: str, data: Any, path: KeyPath) -> str:
 
 
 def _report(source: str, data: Any, problems: list[tuple[KeyPath, str]]) -> str:
-    """``file:line: key: message`` per problem, in file order (no line for plain dicts)."""
+    """``file:line: key: message`` per problem, in file order (no line for data not from yamldoc)."""
     lines = []
     for path, message in problems:
-        line = yamldoc.line_at(data, path) if isinstance(data, yamldoc.LocatedDict) else 0
+        line = yamldoc.line_at(data, path) if isinstance(data, yamldoc.LocatedDict | yamldoc.LocatedList) else 0
         where = f"{source}:{line}" if line else source
         key = yamldoc.keyname(path)
         lines.append((line, f"{where}: {key}: {message}" if key else f"{where}: {message}"))

@@ -51,6 +51,24 @@ def test_router_schema_declares_exactly_the_config_fields_and_channels():
     assert doc["definitions"]["channels"]["items"]["enum"] == list(CHANNELS)
 
 
+def _typed(node: Any, at: str = "") -> list[tuple[str, dict]]:
+    out = []
+    if isinstance(node, dict):
+        if "type" in node:
+            out.append((at, node))
+        for key, child in node.items():
+            out += _typed(child, f"{at}/{key}")
+    return out
+
+
+def test_recipients_schema_messages_are_fixed_text():
+    """Every check of the recipients schema says what it wants in its own x-error words, so no
+    message falls back to one derived from the value (a URL holds secrets)."""
+    doc = schema.schema("recipients")
+    assert [at for at, node in _typed(doc) if not node.get("x-error")] == []
+    assert doc["properties"]["recipients"]["x-unknown"]
+
+
 def _modeline_target(path: Path) -> Path:
     m = MODELINE.match(path.read_text().splitlines()[0])
     assert m, f"{path}: the first line is not a yaml-language-server modeline"
