@@ -1,8 +1,8 @@
 """The fleet simulator: N node_exporter-shaped virtual hosts served from one process.
 
 Not part of what runs on a host: the local stack, the end-to-end tests and the benchmarks use
-it to stand in for a fleet. ``fleet-simulator`` (or ``python -m simulator``) runs it;
-``fleet-exporter simulate`` is the same command, present when this package is installed.
+it to stand in for a fleet. ``fleet-simulator`` (or ``python -m simulator``) runs it; the
+exporter does not import it (it left ``fleet-exporter`` in #16).
 """
 
 from typing import Any
