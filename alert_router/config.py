@@ -1,22 +1,23 @@
 """The router's YAML configuration, its defaults and validation.
 
-Every key is optional; ``alert-router serve`` flags override the file. Errors name the
-file and the key. Durations are seconds (numbers) or strings like ``90s``, ``5m``, ``6h``.
+Every key is optional; ``alert-router serve`` flags override the file. The file's shape is
+declared once, in docs/schemas/router.schema.json (editors load it through the modeline of
+deploy/alert-router.yml); this module validates against it with ``fleetmon.schema``, then
+checks what a schema cannot say. Every problem is reported, each as ``file:line: key: message``.
+Durations are fleetmon's one grammar (``fleetmon.durations``: ``90s``, ``1h30m``, ``7d`` or a
+number of seconds); listen addresses are ``fleetmon.listen``'s.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
+from fleetmon import durations, listen, schema, yamldoc
 
-from fleetmon import strictyaml
-
-from .routing import CHANNELS, DEFAULT_SEVERITY_CHANNELS
+from .routing import DEFAULT_SEVERITY_CHANNELS
 
 DEFAULT_PORT = 9849
 
@@ -89,141 +90,148 @@ class Config:
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"listen: expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+    """``listen`` (file or ``--listen`` flag) as (host, port), by fleetmon's one listen grammar."""
+    try:
+        return listen.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"listen: {exc}") from None
 
 
 def parse_duration(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(f"{where}: must not be negative")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ConfigError(f"{where}: expected a duration like 30s, 5m, 6h; got {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
-    return value
-
-
-def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
-    """Validate a decoded config document; errors name ``source`` and the key."""
+    """A duration in seconds by fleetmon's one grammar (``1h30m``, ``90s``, ``90``)."""
     try:
-        return _from_dict(data, source)
-    except ConfigError as exc:
-        if str(exc).startswith(f"{source}:"):
-            raise
-        raise ConfigError(f"{source}: {exc}") from None
+        return durations.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
-def _from_dict(data: dict[str, Any], source: str) -> Config:
-    if data is None:
-        data = {}
+KeyPath = tuple[Any, ...]  # ("retry", "max_age"), as fleetmon.schema reports it
+
+
+def from_dict(data: Any, source: str = "<config>") -> Config:
+    """Validate a decoded config document; errors name ``source`` (and the line, when
+    ``data`` came from ``fleetmon.yamldoc``) and the key, one line per problem."""
+    problems = check(data)
+    if problems:
+        raise ConfigError(_report(source, data, problems))
+    return _build(data or {})
+
+
+def check(data: Any) -> list[tuple[KeyPath, str]]:
+    """Every problem of a decoded config document as (path, message); [] if it is usable.
+
+    The schema (docs/schemas/router.schema.json) says what each key must be; what it cannot
+    say (the TLS pair, ZooKeeper's host list) is checked here, on keys the schema passed.
+    """
+    found = schema.check("router", data)
+    out: list[tuple[KeyPath, str]] = [(p.path, _with_value(p.message, data, p.path)) for p in found]
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s): {', '.join(unknown)}")
+        return out
+    bad = {p.path[0] for p in found if p.path}
+    cert, key = data.get("tls_cert_file"), data.get("tls_key_file")
+    if not {"tls_cert_file", "tls_key_file"} & bad and bool(cert) != bool(key):
+        given, missing = ("tls_cert_file", "tls_key_file") if cert else ("tls_key_file", "tls_cert_file")
+        out.append(((given,), f"{missing} is not set: set both or neither"))
+    if "zk" not in bad and data.get("zk") is not None:
+        problem = _zk_hosts_problem(data["zk"].strip())
+        if problem:
+            out.append((("zk",), problem))
+    return out
+
+
+def _with_value(message: str, data: Any, path: KeyPath) -> str:
+    """The message plus the offending value, as the router's messages always gave it.
+
+    Safe here: the router's own config holds paths and addresses, never a secret (those live
+    in token_file and in the recipients files, whose messages never echo values).
+    """
+    if message.startswith(("unknown key", "required")):
+        return message
+    node = data
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return message
+    if node is None or isinstance(node, str | int | float | bool):
+        return f"{message}, got {node!r}"
+    return message
+
+
+def _report(source: str, data: Any, problems: list[tuple[KeyPath, str]]) -> str:
+    """``file:line: key: message`` per problem, in file order (no line for data not from yamldoc)."""
+    lines = []
+    for path, message in problems:
+        line = yamldoc.line_at(data, path) if isinstance(data, yamldoc.LocatedDict | yamldoc.LocatedList) else 0
+        where = f"{source}:{line}" if line else source
+        key = yamldoc.keyname(path)
+        lines.append((line, f"{where}: {key}: {message}" if key else f"{where}: {message}"))
+    return "\n".join(text for _, text in sorted(lines, key=lambda x: x[0]))
+
+
+def _build(data: dict[str, Any]) -> Config:
+    """A Config from a document the checks passed (values have the schema's types)."""
     kw: dict[str, Any] = {}
     for key in ("listen", "recipients", "local_recipients", "token_file", "state_dir", "tls_cert_file", "tls_key_file",
-                "secret_dir", "secret_env_prefix"):
+                "secret_dir", "secret_env_prefix", "allow_unauthenticated", "insecure_plain_http"):
         if data.get(key) is not None:
-            if not isinstance(data[key], str):
-                raise ConfigError(f"{source}: {key}: expected a string")
             kw[key] = data[key]
-    if "listen" in kw:
-        parse_listen(kw["listen"])
-    for key in ("allow_unauthenticated", "insecure_plain_http"):
-        if key in data:
-            # bool("false") is True: a quoted value must be an error, never a silent "yes".
-            try:
-                kw[key] = strictyaml.parse_bool(data[key], key)
-            except ValueError as exc:
-                raise ConfigError(f"{source}: {exc}") from None
-    if bool(kw.get("tls_cert_file")) != bool(kw.get("tls_key_file")):
-        raise ConfigError(f"{source}: tls_cert_file and tls_key_file: set both or neither")
-    if "secret_env_prefix" in kw and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", kw["secret_env_prefix"]):
-        raise ConfigError(f"{source}: secret_env_prefix: expected a non-empty variable-name prefix like "
-                          f"FLEETMON_ROUTER_ (an empty prefix would expose the whole environment)")
-    if "severity_channels" in data:
-        sc = data["severity_channels"]
-        if not isinstance(sc, dict):
-            raise ConfigError(f"{source}: severity_channels: expected a mapping severity -> [channels]")
-        out: dict[str, list[str]] = {}
-        for sev, chans in sc.items():
-            if isinstance(chans, str):
-                chans = [c.strip() for c in chans.split(",")]
-            if not isinstance(chans, list) or not all(c in CHANNELS for c in chans):
-                raise ConfigError(f"{source}: severity_channels.{sev}: expected a list of {', '.join(CHANNELS)}")
-            out[str(sev)] = list(chans)
-        kw["severity_channels"] = out
-    if "retry" in data:
-        r = data["retry"] or {}
-        if not isinstance(r, dict) or set(r) - {f.name for f in fields(RetryConfig)}:
-            raise ConfigError(f"{source}: retry: expected keys initial_delay, max_delay, multiplier, max_age")
-        kw["retry"] = RetryConfig(
-            initial_delay=parse_duration(r.get("initial_delay", RetryConfig.initial_delay), "retry.initial_delay"),
-            max_delay=parse_duration(r.get("max_delay", RetryConfig.max_delay), "retry.max_delay"),
-            multiplier=float(r.get("multiplier", RetryConfig.multiplier)),
-            max_age=parse_duration(r.get("max_age", RetryConfig.max_age), "retry.max_age"),
-        )
-        if kw["retry"].multiplier < 1:
-            raise ConfigError(f"{source}: retry.multiplier: must be >= 1")
-    if "flood" in data:
-        f = data["flood"] or {}
-        if not isinstance(f, dict) or set(f) - {"max_per_window", "window"}:
-            raise ConfigError(f"{source}: flood: expected keys max_per_window, window")
-        kw["flood"] = FloodConfig(
-            max_per_window=_positive_int(f.get("max_per_window", FloodConfig.max_per_window),
-                                         "flood.max_per_window"),
-            window=parse_duration(f.get("window", FloodConfig.window), "flood.window"),
-        )
-    for key in ("max_body_bytes", "http_threads", "delivery_threads", "sms_max_chars"):
-        if key in data:
-            kw[key] = _positive_int(data[key], key)
-    for key in ("reload_interval", "poll_interval", "retention"):
-        if key in data:
-            kw[key] = parse_duration(data[key], key)
     for key in ("zk", "zk_root", "router_id"):
         if data.get(key) is not None:
-            if not isinstance(data[key], str) or not data[key].strip():
-                raise ConfigError(f"{source}: {key}: expected a non-empty string")
             kw[key] = data[key].strip()
-    if "zk" in kw:
-        _check_zk_hosts(kw["zk"], source)
-    if "zk_root" in kw and not kw["zk_root"].startswith("/"):
-        raise ConfigError(f"{source}: zk_root: must start with /")
-    for key in ("zk_session_timeout", "zk_bypass_after", "claim_recheck", "done_ttl", "claim_start_skew"):
+    if "severity_channels" in data:
+        kw["severity_channels"] = {
+            str(sev): [c.strip() for c in chans.split(",")] if isinstance(chans, str) else list(chans)
+            for sev, chans in data["severity_channels"].items()}
+    if data.get("retry") is not None:
+        r = data["retry"]
+        kw["retry"] = RetryConfig(
+            initial_delay=durations.parse(r.get("initial_delay", RetryConfig.initial_delay)),
+            max_delay=durations.parse(r.get("max_delay", RetryConfig.max_delay)),
+            multiplier=float(r.get("multiplier", RetryConfig.multiplier)),
+            max_age=durations.parse(r.get("max_age", RetryConfig.max_age)))
+    if data.get("flood") is not None:
+        f = data["flood"]
+        kw["flood"] = FloodConfig(max_per_window=f.get("max_per_window", FloodConfig.max_per_window),
+                                  window=durations.parse(f.get("window", FloodConfig.window)))
+    for key in ("max_body_bytes", "http_threads", "delivery_threads", "sms_max_chars"):
         if key in data:
-            kw[key] = parse_duration(data[key], key)
+            kw[key] = data[key]
+    for key in ("reload_interval", "poll_interval", "retention", "zk_session_timeout", "zk_bypass_after",
+                "claim_recheck", "done_ttl", "claim_start_skew"):
+        if key in data:
+            kw[key] = durations.parse(data[key])
     if "synchronous" in data:
-        if str(data["synchronous"]).upper() not in ("FULL", "NORMAL"):
-            raise ConfigError(f"{source}: synchronous: FULL or NORMAL")
-        kw["synchronous"] = str(data["synchronous"]).upper()
+        kw["synchronous"] = data["synchronous"].upper()
     return Config(**kw)
 
 
-def _check_zk_hosts(hosts: str, source: str) -> None:
+def _path_at(node: Any, key: Any, line: int) -> KeyPath:
+    """The path of the mapping key ``key`` written at ``line`` (a duplicate yamldoc found)."""
+    if isinstance(node, yamldoc.LocatedDict):
+        if node.lines.get(key) == line:
+            return (key,)
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return ()
+    for k, child in items:
+        sub = _path_at(child, key, line)
+        if sub:
+            return (k, *sub)
+    return ()
+
+
+def _zk_hosts_problem(hosts: str) -> str | None:
     """``h1:2181,h2:2181[/chroot]``: every member a host with an optional port."""
     for member in hosts.split("/", 1)[0].split(","):
         host, sep, port = member.strip().rpartition(":")
         if not sep:
             host, port = member.strip(), "2181"
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"{source}: zk: expected HOST:PORT[,HOST:PORT...], got {member.strip()!r}")
+            return f"expected HOST:PORT[,HOST:PORT...], got {member.strip()!r}"
+    return None
 
 
 def read_token(path: str) -> str:
@@ -241,15 +249,24 @@ def read_token(path: str) -> str:
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """The config file at ``path`` (defaults when None); ConfigError lists every problem as
+    ``file:line: key: message``."""
     if path is None:
         return Config()
     p = Path(path)
     try:
-        data = strictyaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    return from_dict(data, str(p))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    doc = yamldoc.load_text(text)
+    if doc.error:
+        line, message = doc.error
+        raise ConfigError(f"{p}:{line}: {message}" if line else f"{p}: {message}")
+    problems = check(doc.data)
+    # PyYAML keeps the last of two equal keys; which one the operator meant is unknowable.
+    problems += [(_path_at(doc.data, key, line), "defined twice") for key, line in doc.duplicates]
+    if problems:
+        raise ConfigError(_report(str(p), doc.data, problems))
+    return _build(doc.data or {})

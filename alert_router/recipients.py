@@ -5,9 +5,10 @@
 secrets live in the environment or in files readable only by the router. Only what the
 router's own configuration allows is expanded (:class:`SecretScope`: files under one
 directory, variables with one prefix), so whoever writes recipient URLs cannot point a
-reference at the router's token or any other secret and send it away. The file is
-re-read when it changes; a bad version is reported (file and line, never the secret) and
-the last good one stays in use.
+reference at the router's token or any other secret and send it away. The file's shape is
+declared once, in docs/schemas/recipients.schema.json (examples/recipients.yaml points editors
+at it). The file is re-read when it changes; a bad version is reported (every problem as
+file:line: key: message, never a secret) and the last good one stays in use.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import yaml
-
-from fleetmon.secrets import mask_url
+from fleetmon import schema, yamldoc
+from fleetmon.secrets import mask_url, scrub
 
 log = logging.getLogger(__name__)
 
 _REF = re.compile(r"\$\{(?:(file):([^}]+)|([A-Za-z_][A-Za-z0-9_]*))\}")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class RecipientsError(ValueError):
@@ -108,63 +108,106 @@ def parse_recipients(text: str, source: str = "<recipients>", env: Mapping[str, 
                      scope: SecretScope | None = None) -> Recipients:
     """Parse and expand a recipients document within ``scope`` (default: no references).
 
-    Raises :class:`RecipientsError`."""
+    The file's shape is docs/schemas/recipients.schema.json; what a schema cannot check (the
+    references, Apprise knowing the URL) is checked here for every entry the schema passed.
+    Raises :class:`RecipientsError` listing every problem, one ``file:line: key: message`` a
+    line; no message ever holds a URL's value (only ``mask_url`` of it) or a secret."""
     scope = scope or SecretScope()
     env = os.environ if env is None else env
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise RecipientsError(f"{source}{line}: {problem}") from None
-    if root is None:
+    doc = yamldoc.load_text(text)
+    if doc.error:
+        line, message = doc.error
+        raise RecipientsError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
+    if doc.data is None:
         raise RecipientsError(f"{source}: empty file")
+    data = doc.data
+    problems: list[tuple[int, str]] = []
 
-    def at(node: yaml.Node) -> str:
-        return f"{source}:{node.start_mark.line + 1}"
+    def report(path: tuple[Any, ...], message: str) -> None:
+        line = yamldoc.line_at(data, path)
+        problems.append((line, f"{_where(source, data, path)}: {message}"))
 
-    if not isinstance(root, yaml.MappingNode):
-        raise RecipientsError(f"{at(root)}: expected a mapping with a 'recipients' key")
-    rec_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "recipients"),
-                    None)
-    if rec_node is None:
-        raise RecipientsError(f"{at(root)}: missing 'recipients' key")
-    if not isinstance(rec_node, yaml.MappingNode):
-        raise RecipientsError(f"{at(rec_node)}: 'recipients' must map group names to lists of Apprise URLs")
+    groups_in = data.get("recipients") if isinstance(data, dict) else None
+    if isinstance(groups_in, yamldoc.LocatedDict):
+        for line, key, message in _string_keys(groups_in):
+            problems.append((line, f"{source}:{line}: recipients.{key}: {message}"))
+    found = schema.check("recipients", data)
+    for p in found:
+        report(p.path, p.message)
+    for key, line in doc.duplicates:
+        if isinstance(groups_in, yamldoc.LocatedDict) and groups_in.lines.get(key) == line:
+            report(("recipients", key), "defined twice")
+        else:
+            problems.append((line, f"{source}:{line}: {scrub(str(key))}: defined twice"))
     groups: dict[str, list[str]] = {}
     secrets: set[str] = set()
-    for key, value in rec_node.value:
-        if not isinstance(key, yaml.ScalarNode) or not _NAME.match(key.value or ""):
-            raise RecipientsError(f"{at(key)}: group names are letters, digits, '_', '.', '-'")
-        name = key.value
-        if name in groups:
-            raise RecipientsError(f"{at(key)}: group {name!r} defined twice")
-        if isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null"):
-            items: list[yaml.Node] = []
-        elif isinstance(value, yaml.SequenceNode):
-            items = value.value
-        else:
-            raise RecipientsError(f"{at(value)}: group {name!r} must be a list of Apprise URLs")
-        urls: list[str] = []
-        for item in items:
-            if not isinstance(item, yaml.ScalarNode) or not item.value.strip():
-                raise RecipientsError(f"{at(item)}: group {name!r}: each entry must be an Apprise URL string")
-            raw = item.value.strip()
-            url = _expand(raw, at(item), env, secrets, scope)
-            if "://" not in url:
-                raise RecipientsError(f"{at(item)}: group {name!r}: not an Apprise URL: {mask_url(raw)}")
-            if validate is not None and not validate(url):
-                raise RecipientsError(f"{at(item)}: group {name!r}: Apprise cannot use {mask_url(raw)}")
-            # The whole URL and its password part are secrets too.
-            secrets.add(url)
-            m = re.match(r"^[^:]+://[^/@]*:([^/@]+)@", url)
-            if m:
-                secrets.add(m.group(1))
-            if url not in urls:
-                urls.append(url)
-        groups[name] = urls
+    if isinstance(groups_in, dict):
+        bad = {p.path for p in found}
+        for name, items in groups_in.items():
+            if ("recipients", name) in bad:
+                continue
+            urls: list[str] = []
+            for i, raw in enumerate(items or []):
+                path = ("recipients", name, i)
+                if path in bad:
+                    continue
+                try:
+                    url = _check_url(raw.strip(), _where(source, data, path), env, secrets, scope, validate)
+                except RecipientsError as exc:
+                    problems.append((yamldoc.line_at(data, path), str(exc)))
+                    continue
+                if url not in urls:
+                    urls.append(url)
+            groups[name] = urls
+    if problems:
+        raise RecipientsError("\n".join(text for _, text in sorted(problems, key=lambda x: x[0])))
     return Recipients(groups, frozenset(s for s in secrets if len(s) >= 4))
+
+
+def _where(source: str, data: Any, path: tuple[Any, ...]) -> str:
+    """``file:line: key``; keys are scrubbed, as a URL typed where a group name goes is one."""
+    key = yamldoc.keyname(tuple(scrub(p) if isinstance(p, str) else p for p in path))
+    where = f"{source}:{yamldoc.line_at(data, path)}"
+    return f"{where}: {key}" if key else where
+
+
+def _string_keys(groups: yamldoc.LocatedDict) -> list[tuple[int, str, str]]:
+    """Make every group name a string, in place; (line, key, problem) for keys that cannot be one.
+
+    JSON Schema (and its validators) know only string keys; a group written as a YAML
+    number (``123:``) is still a name, as an alert's notify label would spell it.
+    """
+    out: list[tuple[int, str, str]] = []
+    for key in [k for k in groups if not isinstance(k, str)]:
+        line = groups.lines.pop(key, groups.line)
+        value = groups.pop(key)
+        name = str(key)
+        if isinstance(key, bool) or not isinstance(key, int | float):
+            out.append((line, scrub(name), "group names are letters, digits, '_', '.', '-' (quote the name)"))
+        elif name in groups:
+            out.append((line, name, "defined twice"))
+        else:
+            groups[name] = value
+            groups.lines[name] = line
+    return out
+
+
+def _check_url(raw: str, where: str, env: Mapping[str, str], secrets: set[str], scope: SecretScope,
+               validate: Callable[[str], bool] | None) -> str:
+    """One entry expanded and checked; its secrets are added to ``secrets`` only when it is good."""
+    found: set[str] = set()
+    url = _expand(raw, where, env, found, scope)
+    if "://" not in url:
+        raise RecipientsError(f"{where}: not an Apprise URL: {mask_url(raw)}")
+    if validate is not None and not validate(url):
+        raise RecipientsError(f"{where}: Apprise cannot use {mask_url(raw)}")
+    # The whole URL and its password part are secrets too.
+    found.add(url)
+    m = re.match(r"^[^:]+://[^/@]*:([^/@]+)@", url)
+    if m:
+        found.add(m.group(1))
+    secrets |= found
+    return url
 
 
 def load_recipients(path: str | os.PathLike[str], env: Mapping[str, str] | None = None,

@@ -46,7 +46,7 @@ def test_expands_env_and_file(tmp_path):
     ("recipients:\n  bad name: [mailto://x@y.test]\n", "r.yaml:2", "group names"),
     ("recipients:\n  a:\n    - nonsense-without-scheme\n", "r.yaml:3", "not an Apprise URL"),
     ("recipients:\n  a:\n    - notaservice://sekrit_pass_789@host/\n", "r.yaml:3", "Apprise cannot use"),
-    ("other: 1\n", "r.yaml:1", "missing 'recipients'"),
+    ("other: 1\n", "r.yaml:1", "recipients: required"),
 ])
 def test_errors_name_file_and_line_never_secret(text, where, words, tmp_path):
     with pytest.raises(RecipientsError) as exc:

@@ -27,7 +27,7 @@ def test_router_allow_unauthenticated_only_true_or_false(tmp_path: Path, value: 
     conf.write_text(f"listen: 127.0.0.1:9849\nallow_unauthenticated: {value}\n")
     with pytest.raises(RouterConfigError) as exc:
         load_config(conf)
-    assert str(exc.value).startswith(f"{conf}: allow_unauthenticated: must be true or false"), exc.value
+    assert str(exc.value).startswith(f"{conf}:2: allow_unauthenticated: must be true or false"), exc.value
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("false", False)])
