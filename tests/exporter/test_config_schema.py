@@ -39,30 +39,35 @@ def test_published_schemas_are_draft7_with_descriptions(name: str) -> None:
     assert name in schema.NAMES and schema.schema(name) == published  # what the installed package loads
     assert published["$id"] == f"https://fleetmon.example/schemas/{name}.schema.json"
 
+    def resolved(d: dict[str, Any]) -> dict[str, Any]:
+        return published["definitions"][d["$ref"].rpartition("/")[2]] if "$ref" in d else d
+
     def undescribed(d: dict[str, Any], at: str) -> list[str]:
-        out = [f"{at}.{k}" for k, v in d.get("properties", {}).items() if isinstance(v, dict) and "description" not in v]
+        d = resolved(d)
+        out = [] if "description" in d else [at]
         for k, v in d.get("properties", {}).items():
-            out += undescribed(v, f"{at}.{k}") + undescribed(v.get("items", {}), f"{at}.{k}[]")
-        return out
+            out += undescribed(v, f"{at}.{k}")
+        return out + (undescribed(d["items"], f"{at}[]") if "items" in d else [])
 
     assert undescribed(published, name) == []
 
 
 def test_published_collectors_match_the_registry() -> None:
-    published = _published("exporter")["properties"]["collectors"]
+    definitions = _published("exporter")["definitions"]
+    published = {k: v for k, v in definitions.items() if k == "collectors" or k.startswith("collector.")}
     assert published == collectors_schema(), "run: .venv/bin/python -m exporter.config (rewrites the collectors part)"
-    assert list(published["properties"]) == list(REGISTRY)
+    assert list(definitions["collectors"]["properties"]) == list(REGISTRY)
     for name, cls in REGISTRY.items():
-        assert list(published["properties"][name]["properties"]) == ["enabled", *cls.options]
+        assert list(definitions[f"collector.{name}"]["properties"]) == ["enabled", *cls.options]
 
 
 def test_published_log_types_tailing_and_tls_names_match_the_code() -> None:
-    exporter = _published("exporter")["properties"]
-    entry = exporter["logs"]["items"]
+    definitions = _published("exporter")["definitions"]
+    entry = definitions["log"]
     assert entry["properties"]["type"]["enum"] == list(LOG_TYPES)
     access = [t for t in LOG_TYPES if t.endswith("_access")]
     assert entry["allOf"][1]["if"]["properties"]["type"]["enum"] == access
-    assert list(exporter["tailing"]["properties"]) == list(TAILING_DEFAULTS)
+    assert list(definitions["tailing"]["properties"]) == list(TAILING_DEFAULTS)
     tls = _published("web-config")["properties"]["tls_server_config"]["properties"]
     assert tls["min_version"]["enum"] == tls["max_version"]["enum"] == list(webconfig._VERSIONS)
     assert set(tls["client_auth_type"]["enum"]) == set(webconfig._CLIENT_AUTH) | set(webconfig._UNSUPPORTED_CLIENT_AUTH)
@@ -173,6 +178,10 @@ def test_durations_and_numbers_both_give_seconds() -> None:
     assert (cfg.collector_timeout, cfg.web_request_timeout) == (5.0, 90.0)
     assert cfg.tailing == {**TAILING_DEFAULTS, "poll_interval": 0.5, "rotate_grace": 30.0, "max_files": 3}
     assert parse_config("web_request_timeout: 100ms\n").web_request_timeout == 0.1
+    with pytest.raises(ConfigError) as ei:
+        parse_config("tailing: {poll_interval: 0s}\n", "c.yml")
+    assert ei.value.problems == ["c.yml:1: tailing.poll_interval: must be a positive number of seconds or a duration "
+                                 "like 30s"]
 
 
 def test_log_sources_keep_their_options() -> None:
