@@ -98,7 +98,7 @@ def test_web_config_validates_with_both_validators(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as ei:
         load_web_config(str(bad))
     assert ei.value.problems == [
-        f"{bad}:1: tls_server_config.cert_file: required: The server certificate (PEM), with its chain.",
+        f"{bad}:1: tls_server_config.cert_file: required: the server certificate (PEM), with its chain",
         f"{bad}:3: tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13",
         f"{bad}:6: basic_auth_users: duplicate key (given twice in the same mapping)",
         f"{bad}:7: basic_auth_users.bob: must be a bcrypt hash ($2y$...)",
