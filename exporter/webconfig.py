@@ -32,10 +32,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from exporter.config import ConfigError
-from fleetmon import strictyaml
+from exporter.config import ConfigError, Problems
+from fleetmon import yamldoc
 
 # client_auth_type -> (verify_mode, needs client_ca_file). Go's semantics:
 #   NoClientCert               no certificate asked for
@@ -144,78 +142,52 @@ class WebConfig:
         return ok and known
 
 
-def _line_index(node: yaml.Node | None) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            lines[str(k.value)] = k.start_mark.line + 1
-            if isinstance(v, yaml.MappingNode):
-                for k2, _ in v.value:
-                    lines[f"{k.value}.{k2.value}"] = k2.start_mark.line + 1
-    return lines
-
-
 def _tls_context(tls: dict[str, Any], bad: Any) -> ssl.SSLContext | None:
-    """Build the server context; every option is applied or reported through ``bad``."""
-    known = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version",
-             "cipher_suites", "prefer_server_cipher_suites", "curve_preferences"}
-    for k in tls:
-        if k not in known:
-            bad(f"tls_server_config.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    """Build the server context from a ``tls_server_config`` the schema accepted; every option
+    is applied or refused through ``bad`` (what OpenSSL and Python's ssl can do is not a shape)."""
     cert, key = tls.get("cert_file"), tls.get("key_file")
-    if not cert or not key:
-        bad("tls_server_config", "cert_file and key_file are both required")
-        return None
+    if not isinstance(cert, str) or not isinstance(key, str):
+        return None  # the schema reported it
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default
     try:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        bad("tls_server_config.cert_file", f"cannot load {cert} / {key}: {exc}")
+        bad(("tls_server_config", "cert_file"), f"cannot load {cert} / {key}: {exc}")
 
     for name, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
         v = tls.get(name)
-        if v is None:
-            continue
         if v not in _VERSIONS:
-            bad(f"tls_server_config.{name}", f"must be one of {', '.join(_VERSIONS)}, got {v!r}")
-            continue
+            continue  # absent, or the schema reported it
         try:
             setattr(ctx, attr, _VERSIONS[v])
         except (ValueError, ssl.SSLError) as exc:
-            bad(f"tls_server_config.{name}", f"{v} cannot be set with this OpenSSL: {exc}")
+            bad(("tls_server_config", name), f"{v} cannot be set with this OpenSSL: {exc}")
     if ctx.maximum_version != ssl.TLSVersion.MAXIMUM_SUPPORTED and ctx.minimum_version > ctx.maximum_version:
-        bad("tls_server_config.max_version", f"{tls.get('max_version')} is below min_version "
+        bad(("tls_server_config", "max_version"), f"{tls.get('max_version')} is below min_version "
             f"{tls.get('min_version', 'TLS12')}")
 
     suites = tls.get("cipher_suites")
-    if suites is not None:
-        if not isinstance(suites, list) or not suites or not all(isinstance(s, str) for s in suites):
-            bad("tls_server_config.cipher_suites", "must be a non-empty list of cipher suite names")
-        else:
-            unknown = [s for s in suites if s not in _CIPHERS]
-            for s in unknown:
-                why = ("TLS 1.3 suites are not configurable (Go ignores them too)" if s in _TLS13_SUITES
-                       else f"unknown or unsupported cipher suite (known: {', '.join(_CIPHERS)})")
-                bad("tls_server_config.cipher_suites", f"{s}: {why}")
-            if not unknown:
-                try:
-                    ctx.set_ciphers(":".join(_CIPHERS[s] for s in suites))
-                except ssl.SSLError as exc:
-                    bad("tls_server_config.cipher_suites", f"OpenSSL refuses {suites}: {exc}")
-    if "prefer_server_cipher_suites" in tls:
-        try:
-            if strictyaml.parse_bool(tls["prefer_server_cipher_suites"], "prefer_server_cipher_suites"):
-                ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-            else:
-                ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-        except ValueError as exc:
-            bad("tls_server_config.prefer_server_cipher_suites", str(exc).split(": ", 1)[1])
+    if isinstance(suites, list) and suites and all(isinstance(s, str) for s in suites):
+        unknown = [s for s in suites if s not in _CIPHERS]
+        for s in unknown:
+            why = ("TLS 1.3 suites are not configurable (Go ignores them too)" if s in _TLS13_SUITES
+                   else f"unknown or unsupported cipher suite (known: {', '.join(_CIPHERS)})")
+            bad(("tls_server_config", "cipher_suites"), f"{s}: {why}")
+        if not unknown:
+            try:
+                ctx.set_ciphers(":".join(_CIPHERS[s] for s in suites))
+            except ssl.SSLError as exc:
+                bad(("tls_server_config", "cipher_suites"), f"OpenSSL refuses {suites}: {exc}")
+    if tls.get("prefer_server_cipher_suites") is True:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    elif tls.get("prefer_server_cipher_suites") is False:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
 
     curves = tls.get("curve_preferences")
-    if curves is not None:
-        if not isinstance(curves, list) or len(curves) != 1 or curves[0] not in _CURVES:
-            bad("tls_server_config.curve_preferences",
+    if isinstance(curves, list):
+        if len(curves) != 1 or curves[0] not in _CURVES:
+            bad(("tls_server_config", "curve_preferences"),
                 f"exactly one of {', '.join(_CURVES)} is supported (Python's ssl sets a single ECDH curve; "
                 f"X25519 cannot be selected), got {curves!r}")
         else:
@@ -224,75 +196,53 @@ def _tls_context(tls: dict[str, Any], bad: Any) -> ssl.SSLContext | None:
     cat = tls.get("client_auth_type", "NoClientCert")
     ca = tls.get("client_ca_file")
     if cat in _UNSUPPORTED_CLIENT_AUTH:
-        bad("tls_server_config.client_auth_type", f"{cat}: {_UNSUPPORTED_CLIENT_AUTH[cat]}")
-    elif cat not in _CLIENT_AUTH:
-        bad("tls_server_config.client_auth_type",
-            f"must be one of {', '.join([*_CLIENT_AUTH, *_UNSUPPORTED_CLIENT_AUTH])}, got {cat!r}")
-    else:
+        bad(("tls_server_config", "client_auth_type"), f"{cat}: {_UNSUPPORTED_CLIENT_AUTH[cat]}")
+    elif cat in _CLIENT_AUTH:  # anything else, the schema reported
         mode, needs_ca = _CLIENT_AUTH[cat]
         if needs_ca and not ca:
-            bad("tls_server_config.client_ca_file", f"required with client_auth_type {cat}")
+            bad(("tls_server_config", "client_ca_file"), f"required with client_auth_type {cat}")
         elif ca and not needs_ca:
             # exporter-toolkit refuses this too: a CA that is never used looks like protection.
-            bad("tls_server_config.client_ca_file", f"is not used with client_auth_type {cat}; set "
+            bad(("tls_server_config", "client_ca_file"), f"is not used with client_auth_type {cat}; set "
                 f"VerifyClientCertIfGiven or RequireAndVerifyClientCert")
-        elif ca:
+        elif isinstance(ca, str):
             try:
                 ctx.load_verify_locations(ca)
             except (OSError, ssl.SSLError) as exc:
-                bad("tls_server_config.client_ca_file", f"cannot load {ca}: {exc}")
+                bad(("tls_server_config", "client_ca_file"), f"cannot load {ca}: {exc}")
         ctx.verify_mode = mode
     return ctx
 
 
 def load_web_config(path: str) -> WebConfig:
-    """Parse and check a web config file; ConfigError names the file, line and key."""
+    """Parse and check a web config file; ConfigError names the file, line and key.
+
+    Its shape is docs/schemas/web-config.schema.json (checked first, through fleetmon.schema);
+    then the TLS options are applied, which is where OpenSSL may still refuse one.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read web config: {exc.strerror or exc}"]) from exc
-    try:
-        node = strictyaml.compose(text)
-        data = strictyaml.safe_load(text) or {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {exc.problem}"]) from exc
-    lines = _line_index(node)
-    problems: list[str] = []
-
-    def bad(key: str, msg: str) -> None:
-        line = lines.get(key) or lines.get(key.split(".")[0], 1)
-        problems.append(f"{path}:{line}: {key}: {msg}")
-
+    loaded = yamldoc.load_text(text)
+    if loaded.error:
+        line, message = loaded.error
+        raise ConfigError([f"{path}:{line or 1}: {message}"])
+    data = {} if loaded.data is None else loaded.data
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: the web config must be a mapping"])
+    problems = Problems(path, "web-config", data, loaded.duplicates)
     wc = WebConfig(path=path)
-    for k in data:
-        if k not in ("tls_server_config", "basic_auth_users", "http_server_config"):
-            bad(str(k), "unknown key (known: tls_server_config, basic_auth_users, http_server_config)")
-    if data.get("http_server_config"):
-        # HTTP/2 and custom headers are not served by this exporter: refuse rather than ignore.
-        bad("http_server_config", "not supported by fleet-exporter (HTTP/1.1 only, no custom headers)")
     tls = data.get("tls_server_config")
-    if tls is not None:
-        if not isinstance(tls, dict):
-            bad("tls_server_config", "must be a mapping")
-        else:
-            wc.ssl_context = _tls_context(tls, bad)
+    if isinstance(tls, dict):
+        wc.ssl_context = _tls_context(tls, problems.add)
     users = data.get("basic_auth_users")
-    if users is not None:
-        if not isinstance(users, dict):
-            bad("basic_auth_users", "must map user names to bcrypt hashes")
-        else:
-            for u, h in users.items():
-                if not isinstance(h, str) or not h.startswith(("$2a$", "$2b$", "$2y$")):
-                    # Never echo the value: it may be a plaintext password by mistake.
-                    bad(f"basic_auth_users.{u}", "must be a bcrypt hash ($2y$...)")
-                else:
-                    wc.users[str(u)] = h.encode()
-    if problems:
-        raise ConfigError(problems)
+    if isinstance(users, dict):
+        # The schema refused any value that is not a bcrypt hash, without echoing it: a
+        # mistaken plaintext password must not reach a log.
+        wc.users = {str(u): h.encode() for u, h in users.items() if isinstance(h, str)}
+    problems.raise_any()
     if wc.users:
         wc._dummy_hash()  # pay the one-off hashing at startup, not on the first unknown user
     return wc

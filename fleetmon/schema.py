@@ -33,7 +33,7 @@ from fleetmon.yamldoc import keyname
 
 SCHEMAS = "fleetmon.schemas"
 # The schemas' published names (docs/schemas/<name>.schema.json).
-NAMES = ("rules", "exporter", "router", "recipients")
+NAMES = ("rules", "exporter", "router", "recipients", "web-config")
 
 
 def _regex_ok(value: str) -> bool:

@@ -135,6 +135,6 @@ def test_format_options_are_checked() -> None:
     text = "\n".join(ei.value.problems)
     assert "c.yml:2: logs[0].format: only for nginx_access and apache_access logs" in text
     assert "c.yml:3: logs[1].upstream_histogram: needs a format" in text
-    assert "c.yml:4: logs[2].multiline: must be" in text
+    assert "c.yml:4: logs[2].multiline.prefixes[0]: must be a non-empty string" in text
     with pytest.raises(FormatError):
         compile_format("", "nginx")

@@ -195,7 +195,7 @@ def test_bad_journald_config_names_line_and_field() -> None:
                      "  - {type: journald, name: j3, unit_label: 1}\n"
                      "  - {type: syslog, path: /x, fallback: files}\n", "c.yml")
     text = "\n".join(ei.value.problems)
-    assert "c.yml:2: logs[0].matches: must be a list of journalctl matches" in text
+    assert 'c.yml:2: logs[0].matches[0]: must be a journalctl match like "_SYSTEMD_UNIT=nginx.service"' in text
     assert "c.yml:3: logs[1].path: not used by journald sources" in text
     assert "c.yml:4: logs[2].unit_label: must be true or false" in text
     assert "c.yml:5: logs[3].fallback: must be journald" in text
