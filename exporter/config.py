@@ -124,28 +124,11 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
         raise ConfigError([f"{path}:1: the config must be a mapping of keys"])
 
     problems = Problems(path, "exporter", data, loaded.duplicates)
-    _return_compiler_memory()
     _check_seconds(data, problems.add)
     _check_collectors(data, problems.add)
     parsers = _check_logs(data, problems.add)
     problems.raise_any()
     return _build(data, parsers)
-
-
-@functools.cache
-def _return_compiler_memory() -> None:
-    """Give the C library back what compiling the schema's validator freed (once per process).
-
-    fastjsonschema turns the schema into Python source and compiles it: the compiler's scratch
-    peaks near 10 MiB and CPython frees it, but glibc keeps the freed pages in the process,
-    which every host's exporter would then carry for its lifetime (measured at start with
-    deploy/fleet-exporter.yml: 36.6 MiB RSS without this, 32.2 MiB with it)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to ask for
 
 
 @functools.cache

@@ -1,0 +1,1 @@
+"""Generated validators for docs/schemas/*.schema.json (``make schemas``); see fleetmon.schema."""
