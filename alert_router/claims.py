@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError, ZookeeperError
 
+from fleetmon import zksession
+
 log = logging.getLogger(__name__)
 
 # Outcomes of trying to claim one key.
@@ -266,11 +268,8 @@ class Claims:
         return any(s is None or abs(float(s) - start) <= self.start_skew for s in recorded)
 
     def _own_claim(self, key: str) -> bool:
-        try:
-            _, stat = self.client.get(self.claim_path(key))
-        except NoNodeError:
-            return False
-        return stat.ephemeralOwner == self.client.client_id[0]
+        # A peer's claim is never deleted, only checked again later: fleetmon.zksession's rule.
+        return zksession.owned_by_us(self.client, self.client.exists(self.claim_path(key)))
 
     def complete(self, keys: Iterable[str], starts: dict[str, float | None] | None = None,
                  held: Iterable[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 
 from discovery import layout
 from discovery.watcher import FleetView, FleetWatcher, _parse_into
+from fleetmon import zksession
 
 _NODE_EVENTS = (TreeEvent.NODE_ADDED, TreeEvent.NODE_UPDATED, TreeEvent.NODE_REMOVED)
 
@@ -142,7 +143,7 @@ class TreeCacheWatcher(FleetWatcher):
                 s, r = rel
                 if removed:
                     v.replicas.get(s, {}).pop(r, None)
-                elif nd.stat.ephemeralOwner:  # as FleetWatcher: only a live session makes a shard live
+                elif zksession.is_ephemeral(nd.stat):  # as FleetWatcher: only a live session makes a shard live
                     v.replicas.setdefault(s, {})[r] = layout.parse_replica_data(nd.data)
             else:
                 return

@@ -23,6 +23,8 @@ from kazoo.exceptions import NoNodeError
 from discovery import layout, reaper
 from discovery.layout import InvalidHostData
 from discovery.sharding import partition
+from fleetmon import durations
+from fleetmon import listen as listen_address
 from fleetmon.zk import ZkSecurityError, make_client
 
 log = logging.getLogger("discovery")
@@ -44,9 +46,19 @@ def _wait_for_signal() -> None:
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     try:
-        return reaper.parse_duration(value)
+        return durations.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _listen(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Checked here so that click names the flag; empty (no /metrics) passes."""
+    if value:
+        try:
+            listen_address.parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _connect(zk: str, timeout: float = 10.0, role: str = "reader") -> Any:
@@ -94,7 +106,7 @@ def main() -> None:
               help="file_sd JSON file this shard's Prometheus reads.")
 @click.option("--replica", default=None, help="Replica name within the shard [default: short hostname].")
 @root_option
-@click.option("--listen", default="127.0.0.1:9848", show_default=True,
+@click.option("--listen", default="127.0.0.1:9848", show_default=True, callback=_listen,
               help="HOST:PORT of the sidecar's /metrics; empty to disable.")
 @click.option("--prometheus-url", default=None, help="URL of this replica's Prometheus (published in "
               "the shard znode for federation; needed by the rule agent).")
@@ -142,7 +154,7 @@ def run(zk: str, shard: str, output: Path, replica: str | None, root: str, liste
 @zk_option
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @root_option
-@click.option("--listen", default="", help="HOST:PORT for /metrics (default: none).")
+@click.option("--listen", default="", callback=_listen, help="HOST:PORT for /metrics (default: none).")
 @click.option("--debounce", default=0.5, show_default=True, type=click.FloatRange(0, 60))
 @click.option("--session-timeout", default=10.0, show_default=True, type=click.FloatRange(1, 60))
 @log_option

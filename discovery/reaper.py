@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,17 +35,6 @@ from discovery import layout
 from fleetmon import zksession
 
 log = logging.getLogger(__name__)
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """'7d', '12h', '30m', '90s', '90' -> seconds. Raises ValueError naming the text."""
-    m = _DURATION_RE.match(str(text))
-    if not m:
-        raise ValueError(f"bad duration {text!r}: expected a number with unit s, m, h, d or w (e.g. 7d)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 @dataclass

@@ -7,7 +7,9 @@ connected). kazoo does not re-create ephemeral nodes after a session expires
 (python-zk/kazoo#491), so the Registrar keeps the desired state in memory and a
 worker thread reconciles ZooKeeper with it after every (re)connection. Connection
 listeners only set flags; all ZooKeeper work happens on the worker thread, pipelined
-with ``create_async`` so one session can register thousands of hosts quickly.
+with ``create_async`` so one session can register thousands of hosts quickly. A liveness
+node still held by another session (a restart within the session timeout, or a second agent
+using the same name) is left alone until ZooKeeper removes it (``fleetmon.zksession``).
 
 ``start()`` never blocks or raises when ZooKeeper is down: kazoo keeps reconnecting
 in the background with the bounded waits of ``fleetmon.zk``.
@@ -34,6 +36,7 @@ from kazoo.protocol.states import KazooState
 
 from discovery import layout
 from discovery.layout import HostSpec
+from fleetmon import zksession
 from fleetmon.zk import SESSION_TIMEOUT, make_client
 
 log = logging.getLogger(__name__)
@@ -244,8 +247,7 @@ class Registrar:
                 self._wake.set()
 
     def _current_session(self) -> int | None:
-        cid = self.client.client_id
-        return cid[0] if cid else None
+        return zksession.session_id(self.client)
 
     def _reconcile(self) -> None:
         sid = self._current_session()
@@ -273,7 +275,7 @@ class Registrar:
         if need_inv:
             self._inventory_pass(need_inv)
         if need_alive:
-            self._alive_pass(need_alive, sid)
+            self._alive_pass(need_alive)
 
     def _ensure_parents(self) -> None:
         if "" not in self._known_buckets:
@@ -365,26 +367,16 @@ class Registrar:
             except (BadVersionError, NoNodeError):
                 continue
 
-    def _alive_pass(self, specs: list[HostSpec], sid: int) -> None:
+    def _alive_pass(self, specs: list[HostSpec]) -> None:
         data = layout.liveness_data(self.agent, os.getpid(), self._since)
-        exists: list[HostSpec] = []
-        for spec, res in self._pipeline(specs, lambda s: self.client.create_async(
-                layout.host_alive_path(self._root, s.name), data, ephemeral=True, makepath=True)):
-            try:
-                res.get(timeout=REPLY_TIMEOUT)
-                self._mark(self._alive_ok, spec)
-            except NodeExistsError:
-                exists.append(spec)
-        for spec, res in self._pipeline(exists, lambda s: self.client.exists_async(
-                layout.host_alive_path(self._root, s.name))):
-            stat = res.get(timeout=REPLY_TIMEOUT)
-            if stat is not None and stat.ephemeralOwner == sid:
-                self._mark(self._alive_ok, spec)  # ours already (idempotent across reconnects)
-            elif stat is not None:
-                # Left by an earlier session of this agent (e.g. a quick restart) or another
-                # agent claiming the name: it disappears when that session expires; retry then.
-                log.info("liveness of %s held by session 0x%x; waiting for it to expire",
-                         spec.name, stat.ephemeralOwner)
+        by_path = {layout.host_alive_path(self._root, s.name): s for s in specs}
+        claims = zksession.claim_ephemerals(self.client, [(p, data) for p in by_path], timeout=REPLY_TIMEOUT)
+        for path, outcome in claims.items():
+            # FOREIGN: left by an earlier session of this agent (a quick restart) or another agent
+            # claiming the name; never deleted (fleetmon.zksession). It stays out of _alive_ok, so
+            # the worker keeps retrying every RETRY_INTERVAL / 4 until ZooKeeper expires it.
+            if outcome != zksession.FOREIGN:
+                self._mark(self._alive_ok, by_path[path])
 
     def _delete_pass(self, deletes: dict[str, bool]) -> None:
         ops = []
@@ -393,15 +385,16 @@ class Registrar:
             if inventory:
                 ops.append((name, layout.host_path(self._root, name)))
                 ops.append((name, layout.host_absent_path(self._root, name)))
-        sid = self._current_session()
         doomed = []
         for (name, path), res in self._pipeline(ops, lambda o: self.client.exists_async(o[1])):
             stat = res.get(timeout=REPLY_TIMEOUT)
             if stat is None:
                 continue
-            if "/alive/" in path[len(self._root):] and stat.ephemeralOwner not in (0, sid) \
-                    and not deletes[name]:
-                continue  # someone else's liveness; only an explicit deregister removes it
+            if "/alive/" in path[len(self._root):] and zksession.is_ephemeral(stat) \
+                    and not zksession.owned_by_us(self.client, stat) and not deletes[name]:
+                # Someone else's liveness (fleetmon.zksession's rule); only an explicit deregister,
+                # which removes the host from the fleet altogether, deletes it.
+                continue
             doomed.append(path)
         for _path, res in self._pipeline(doomed, self.client.delete_async):
             try:

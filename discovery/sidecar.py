@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException
 from kazoo.protocol.states import KazooState
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -30,19 +30,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from discovery import layout, reaper, targets
 from discovery.sharding import assign
 from discovery.watcher import FleetWatcher
+from fleetmon import listen as listen_address
+from fleetmon import zksession
 from fleetmon.atomic import write_if_changed
 from fleetmon.zk import make_client
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:9848"
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen {listen!r}: expected HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def public_url(url: str | None) -> str | None:
@@ -73,6 +68,11 @@ class Sidecar:
         self.root = layout.normalize_root(root)
         self.output = Path(output)
         self.listen = listen
+        # Parsed here, not in start(): a bad --listen is refused before anything connects.
+        try:
+            self._listen_addr = listen_address.parse(listen) if listen else None
+        except ValueError as exc:
+            raise ValueError(f"--listen: {exc}") from None
         self.prometheus_url = prometheus_url
         self.rules_dir = Path(rules_dir) if rules_dir else None
         self.rules_public_key = rules_public_key
@@ -87,6 +87,7 @@ class Sidecar:
         self.watcher = FleetWatcher(self.client, self.root, hosts=(mode == "shard"))
         self.rule_agent: Any = None
         self._stopping = threading.Event()
+        self._maintain_wake = threading.Event()  # set by a watch on a foreign replica node
         self._threads: list[threading.Thread] = []
         self._http: Any = None
         self._replica_sid: int | None = None
@@ -124,8 +125,8 @@ class Sidecar:
                                         prometheus_url=self.prometheus_url, public_key=key,
                                         allow_unsigned=self.rules_allow_unsigned)
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        if self.listen:
-            host, port = parse_listen(self.listen)
+        if self._listen_addr is not None:
+            host, port = self._listen_addr
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)
             registry.register(SidecarCollector(self))
@@ -147,6 +148,7 @@ class Sidecar:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._maintain_wake.set()
         if self.rule_agent is not None:
             try:
                 self.rule_agent.stop()
@@ -263,8 +265,10 @@ class Sidecar:
     # ------------------------------------------------------------------ maintenance
     def _maintain_loop(self) -> None:
         """Keep our shard replica node (re-created after session expiry)."""
-        while not self._stopping.wait(0.5):
-            if self.mode != "shard" or not self.client.connected:
+        while not self._stopping.is_set():
+            self._maintain_wake.wait(0.5)
+            self._maintain_wake.clear()
+            if self._stopping.is_set() or self.mode != "shard" or not self.client.connected:
                 continue
             try:
                 self._ensure_replica()
@@ -272,6 +276,10 @@ class Sidecar:
                 log.info("shard registration interrupted: %s", exc)
             except Exception:  # noqa: BLE001 - keep maintaining
                 log.exception("shard registration failed")
+
+    def _wake_maintainer(self, event: Any) -> None:
+        # A kazoo watch callback: never block here, only wake the maintainer thread.
+        self._maintain_wake.set()
 
     def _reap_loop(self) -> None:
         """Retention, on its own thread: a long pass must never delay the replica node."""
@@ -294,9 +302,14 @@ class Sidecar:
         self.is_reaper = False
 
     def _ensure_replica(self) -> None:
-        """Keep our ephemeral shard replica node, re-creating it after session expiry."""
-        cid = self.client.client_id
-        sid = cid[0] if cid else None
+        """Keep our ephemeral shard replica node, re-creating it after session expiry.
+
+        A node held by another session (our previous process within its session timeout, or a
+        twin started with the same --replica) is left alone (``fleetmon.zksession``). A watch on
+        it wakes the maintainer as soon as ZooKeeper removes it, so the replica is absent for a
+        round trip, not up to a maintainer period (an absent replica moves targets between shards).
+        """
+        sid = zksession.session_id(self.client)
         if sid is None:
             return
         if sid == self._replica_sid:
@@ -305,21 +318,12 @@ class Sidecar:
                 return
         path = layout.replica_path(self.root, self.shard, self.replica)
         data = layout.replica_data(self.shard, self.replica, public_url(self.prometheus_url))
-        try:
-            self.client.create(path, data, ephemeral=True, makepath=True)
-        except NodeExistsError:
-            stat = self.client.exists(path)
-            if stat is not None and stat.ephemeralOwner != sid:
-                # Left by our previous process (restart within the session timeout) or a
-                # misconfigured twin with the same --replica: take it over.
-                log.warning("%s held by session 0x%x; replacing it", path, stat.ephemeralOwner)
-                try:
-                    self.client.delete(path)
-                except NoNodeError:
-                    pass
-                self.client.create(path, data, ephemeral=True, makepath=True)
-            elif stat is not None:
-                self.client.set(path, data)
+        if zksession.claim_ephemeral(self.client, path, data) == zksession.FOREIGN:
+            self._replica_sid = None  # not ours yet: the next pass claims it again
+            # Kazoo keeps one watcher per (path, callable): re-arming on every pass adds none.
+            if self.client.exists(path, watch=self._wake_maintainer) is None:
+                self._maintain_wake.set()  # gone already
+            return
         self._replica_sid = sid
         log.info("registered shard replica %s", path)
 

@@ -17,6 +17,7 @@ from exporter.config import ExporterConfig
 from exporter.host import HostMetrics, build_collectors
 from exporter.logs.manager import LogManager, source_from_config
 from exporter.metrics import Family, from_client, render
+from fleetmon import listen as listen_address
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,11 @@ def start_registration(exporter: Exporter, zk: dict[str, Any], listen: str) -> A
     lazily so the exporter runs without the discovery package."""
     from discovery.registry import Registrar  # noqa: PLC0415 - optional dependency
 
-    host, _, port = listen.rpartition(":")
+    host, port = listen_address.parse(listen, any_port=True)
     name = zk.get("name") or os.uname().nodename
-    if not host or host in ("0.0.0.0", "::", "[::]"):
+    if host in ("0.0.0.0", "::"):  # every interface: Prometheus reaches us by our name
         host = name
-    address = zk.get("address") or f"{host}:{port}"
+    address = zk.get("address") or listen_address.join(host, port)
     # The registrar credential: zk.security_dir, else FLEETMON_ZK_SECURITY_DIR / its default
     # (fleetmon.zk); zk.insecure: true is open mode, which fleetmon.zk logs as a warning.
     from fleetmon.zk import load_security  # noqa: PLC0415 - with the optional dependency

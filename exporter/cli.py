@@ -14,6 +14,7 @@ import click
 from exporter.collectors import REGISTRY
 from exporter.collectors.base import option_flag
 from exporter.config import DEFAULT_LISTEN, ConfigError, ExporterConfig, load_config, parse_log_flag
+from fleetmon import listen as listen_address
 
 log = logging.getLogger("fleet-exporter")
 
@@ -79,8 +80,10 @@ def main(ctx: click.Context, config_path: str | None, listen: str | None, log_fl
             cfg.tailing = dict(TAILING_DEFAULTS)
         if listen:
             cfg.listen = listen
-        if ":" not in cfg.listen or not cfg.listen.rpartition(":")[2].isdigit():
-            raise ConfigError([f"--listen {cfg.listen!r}: expected HOST:PORT"])
+        try:
+            listen_address.parse(cfg.listen, any_port=True)  # :0 is any free port (run() reports it)
+        except ValueError as exc:
+            raise ConfigError([f"--listen: {exc}"]) from None
         for attr, v in (("web_config_file", web_config_file), ("proc_path", proc_path),
                         ("sys_path", sys_path), ("rootfs_path", rootfs_path),
                         ("udev_data_path", udev_data_path), ("web_max_requests", web_max_requests),
@@ -141,7 +144,9 @@ def run(cfg: ExporterConfig, web: Any = None) -> None:
     if cfg.zk:
         # Registrar.start() never blocks: ZooKeeper being down delays registration, not serving.
         try:
-            start_registration(exporter, cfg.zk, cfg.listen.rpartition(":")[0] + f":{server.port}")
+            # The port actually bound (``:0`` in tests picks one), on the configured host.
+            host, _ = listen_address.parse(cfg.listen, any_port=True)
+            start_registration(exporter, cfg.zk, listen_address.join(host, server.port))
             log.info("registering with ZooKeeper %s", cfg.zk["hosts"])
         except ImportError:
             log.error("--zk given but the discovery package is not installed; not registering")

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from exporter.webconfig import WebConfig
+from fleetmon import listen as listen_address
 
 log = logging.getLogger(__name__)
 
@@ -248,19 +249,17 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + fmt, self.address_string(), *args)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
 class MetricsServer:
     """Serves ``scrape()`` on ``listen`` with ``workers`` connections at a time (503 beyond)
-    and ``timeout`` seconds for each request to arrive and its response to be taken."""
+    and ``timeout`` seconds for each request to arrive and its response to be taken.
+
+    ``listen`` is ``HOST:PORT`` (``fleetmon.listen``; ``:PORT`` is every interface, port 0 any
+    free port, see ``port``); a bad one raises ValueError naming it."""
 
     def __init__(self, listen: str, scrape: Callable[[], bytes], web: WebConfig | None = None,
                  workers: int = DEFAULT_WORKERS, timeout: float = DEFAULT_TIMEOUT):
-        self.httpd = _Server(parse_listen(listen), _Handler, scrape, web or WebConfig(), workers, timeout)
+        addr = listen_address.parse(listen, any_port=True)
+        self.httpd = _Server(addr, _Handler, scrape, web or WebConfig(), workers, timeout)
         self.thread: threading.Thread | None = None
 
     @property

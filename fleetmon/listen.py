@@ -12,8 +12,12 @@ from typing import Any
 EXAMPLE = "HOST:PORT, e.g. 0.0.0.0:9847 or [::1]:9847"
 
 
-def parse(value: Any, default_host: str = "0.0.0.0") -> tuple[str, int]:
-    """``"127.0.0.1:9847"`` -> ``("127.0.0.1", 9847)``; ValueError naming the value otherwise."""
+def parse(value: Any, default_host: str = "0.0.0.0", any_port: bool = False) -> tuple[str, int]:
+    """``"127.0.0.1:9847"`` -> ``("127.0.0.1", 9847)``; ValueError naming the value otherwise.
+
+    ``any_port`` also takes port 0 (the OS picks a free one): for a server that reports the port
+    it got (the exporter's ``--listen 127.0.0.1:0`` in tests), never for an address others dial.
+    """
     if not isinstance(value, str):
         raise ValueError(f"expected {EXAMPLE}, got {value!r}")
     host, sep, port = value.strip().rpartition(":")
@@ -23,7 +27,7 @@ def parse(value: Any, default_host: str = "0.0.0.0") -> tuple[str, int]:
         host = host[1:-1]
     elif ":" in host:  # an IPv6 address without brackets: ambiguous with the port
         raise ValueError(f"an IPv6 host needs brackets ([::1]:9847), got {value!r}")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not (0 if any_port else 1) <= int(port) < 65536:
         raise ValueError(f"expected {EXAMPLE}, got {value!r}")
     return host or default_host, int(port)
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.recipe.watchers import DataWatch
 
+from fleetmon import zksession
 from fleetmon.secrets import mask_url
 from rulesync import bundle as bundle_mod
 from rulesync import promtool
@@ -301,7 +302,10 @@ class RuleAgent:
         if self._thread is not None:
             self._thread.join(timeout=self.verify_timeout + 30)
         try:
-            self.client.delete(self.status_path)
+            # Only our own node: another session's status is not ours to remove (fleetmon.zksession).
+            stat = self.client.exists(self.status_path)
+            if zksession.owned_by_us(self.client, stat):
+                self.client.delete(self.status_path, version=stat.version)
         except (KazooException, Exception):  # noqa: BLE001 - best effort: it is ephemeral anyway
             pass
 
@@ -324,7 +328,8 @@ class RuleAgent:
         last_seen: bytes | None = None
         processed = False
         while not self._stop.is_set():
-            self._wake.wait(timeout=5.0)
+            # A status still to publish (e.g. held by another session) is tried every second.
+            self._wake.wait(timeout=1.0 if self._republish else 5.0)
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -394,16 +399,11 @@ class RuleAgent:
             return
         data = json.dumps(self._status, sort_keys=True).encode()
         try:
-            try:
-                self.client.create(self.status_path, data, ephemeral=True, makepath=True)
-            except NodeExistsError:
-                stat = self.client.exists(self.status_path)
-                if stat is not None and stat.ephemeralOwner != self.client.client_id[0]:
-                    # Left by our previous session: replace it, or it vanishes when that expires.
-                    self.client.delete(self.status_path)
-                    self.client.create(self.status_path, data, ephemeral=True, makepath=True)
-                else:
-                    self.client.set(self.status_path, data)
+            if zksession.claim_ephemeral(self.client, self.status_path, data) == zksession.FOREIGN:
+                # Left by our previous session (a restart within its timeout) or a twin with the
+                # same shard/replica: never deleted (fleetmon.zksession). The worker tries again
+                # every second until ZooKeeper removes it.
+                self._republish = True
         except NoNodeError:
             self._republish = True
         except KazooException as exc:

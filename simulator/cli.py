@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from fleetmon import listen as listen_address
 from simulator.model import Fleet, Host
 from simulator.scenario import FOREVER, Event, ScenarioError, load_scenario
 from simulator.server import HOST_PREFIX, SimulatorApp, serve
@@ -29,10 +30,11 @@ log = logging.getLogger("fleetmon.simulate")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--listen")
-    return host or "127.0.0.1", int(port)
+    """``--listen``'s HOST:PORT (``fleetmon.listen``); ``:PORT`` is loopback, the simulator's default."""
+    try:
+        return listen_address.parse(value, default_host="127.0.0.1")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
 
 
 class Registration:
@@ -155,7 +157,7 @@ def simulate(n_hosts: int, listen: str, advertise: str | None, zk: str | None, z
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     host, port = parse_listen(listen)
-    address = advertise or f"{host}:{port}"
+    address = advertise or listen_address.join(host, port)
     try:
         scen = load_scenario(scenario) if scenario else None
     except ScenarioError as exc:
@@ -195,6 +197,7 @@ async def _main(fleet: Fleet, reg: Registration, host: str, port: int, events: l
     try:
         await serve(app, host, port, ready=ready, stop=stop)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise click.ClickException(f"cannot listen on {listen_address.join(host, port)}: "
+                                   f"{exc.strerror or exc}") from exc
     finally:
         reg.stop(deregister_on_exit)

@@ -10,26 +10,27 @@ A scenario is YAML::
       - {type: memory,    hosts: "cache-*", at: 1m, duration: 3m, value: 92}
       - {type: host_down, hosts: app-0003, at: 3m, duration: 5m, deregister_after: 10m}
 
-``hosts`` is a shell glob or a list of globs over host names; ``at`` is seconds after the
-simulator starts (or after the event is posted to ``/-/events``); ``value`` is a percent.
+``hosts`` is a shell glob or a list of globs over host names; ``at``, ``duration`` and
+``deregister_after`` are durations (``fleetmon.durations``: ``90s``, ``1h30m``, a number of
+seconds); ``at`` counts from when the simulator starts (or from when the event is posted to
+``/-/events``); ``value`` is a percent.
 Parsing is pure: errors name the file, the event's index and the field.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fleetmon import durations
+
 EVENT_TYPES = ("cpu", "memory", "disk_fill", "http_5xx", "host_down")
 # Without a duration an event lasts until the simulator stops.
 FOREVER = float("inf")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class ScenarioError(ValueError):
@@ -74,18 +75,12 @@ class Scenario:
 
 
 def parse_duration(value: Any, where: str) -> float:
-    """'90s', '5m', '1.5h', 30 -> seconds. Raises ScenarioError naming ``where``."""
-    if isinstance(value, bool):
-        raise ScenarioError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ScenarioError(f"{where}: must not be negative, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNIT[m.group(2)]
-    raise ScenarioError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
+    """'90s', '5m', '1h30m', '1.5h', 30 -> seconds (``fleetmon.durations``). Raises ScenarioError
+    naming ``where``."""
+    try:
+        return durations.parse(value)
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def parse_event(raw: Any, where: str) -> Event:

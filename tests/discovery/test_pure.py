@@ -187,4 +187,8 @@ def test_run_reports_bad_flags_and_a_busy_port(tmp_path) -> None:
         busy.close()
     res = CliRunner().invoke(main, ["run", "--zk", "127.0.0.1:1", "--shard", "a/b", "--output", str(tmp_path / "t")])
     assert res.exit_code == 2 and "--shard 'a/b'" in res.output
+    for flag, value in (("--listen", "9848"), ("--listen", "::1:9848"), ("--reap-interval", "soon")):
+        res = CliRunner().invoke(main, ["run", "--zk", "127.0.0.1:1", "--shard", "a", "--output",
+                                        str(tmp_path / "t.json"), flag, value])
+        assert res.exit_code == 2 and f"'{flag}'" in res.output and repr(value) in res.output, res.output
     assert not (tmp_path / "t.json").exists()

@@ -6,6 +6,7 @@ from kazoo.client import KazooClient
 
 from discovery import layout
 from discovery.reaper import ReaperLock
+from fleetmon import zksession
 from fleetmon.zk import make_client
 from tests.discovery.test_zk import expire_session
 from tests.harness.servers import wait_until
@@ -26,10 +27,10 @@ def test_one_reaper_and_the_lock_moves_when_its_session_expires(zk_server, zk_ro
         # b's failed tries leave no contender behind: only a's node is under <root>/reaper.
         assert len(b_client.get_children(layout.reaper_path(zk_root))) == 1
 
-        old = a_client.client_id[0]
+        old = zksession.session_id(a_client)
         expire_session(a_client, zk_server.hosts)
         assert wait_until(lambda: b.hold(), 20, interval=0.1, what="b to take the lock")
-        wait_until(lambda: a_client.connected and a_client.client_id[0] != old, 20, what="a's new session")
+        wait_until(lambda: a_client.connected and zksession.session_id(a_client) != old, 20, what="a's new session")
         # kazoo's Lock still says is_acquired for a; the ownership check against ZooKeeper wins.
         assert a.lock.is_acquired and not a.hold() and not a.lock.is_acquired
         assert b.holder() == "s2/r1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import time
@@ -16,6 +17,7 @@ from discovery import layout, reaper, sharding
 from discovery.cli import main
 from discovery.registry import Registrar
 from discovery.sidecar import Sidecar
+from fleetmon import zksession
 from fleetmon.zk import make_client
 from tests.harness.servers import free_port, wait_until
 
@@ -74,16 +76,16 @@ def test_registrar_writes_inventory_and_liveness_and_survives_expiry(registrar, 
     data, _ = zk_client.get(layout.host_path(zk_root, "web-1"))
     assert json.loads(data) == {"address": "127.0.0.1:9100", "metrics_path": "/metrics", "labels": {"role": "web"}}
     alive_stat = zk_client.exists(layout.host_alive_path(zk_root, "sim-7"))
-    assert alive_stat is not None and alive_stat.ephemeralOwner == reg.client.client_id[0]
-    old_sid = reg.client.client_id[0]
+    assert zksession.owned_by_us(reg.client, alive_stat)
+    old_sid = zksession.session_id(reg.client)
 
     # Someone deletes an inventory entry by hand while the session is gone: both come back.
     expire_session(reg.client, zk_server.hosts)
     zk_client.delete(layout.host_path(zk_root, "sim-3"))
-    wait_until(lambda: reg.client.client_id and reg.client.client_id[0] != old_sid, 20, what="new session")
+    wait_until(lambda: zksession.session_id(reg.client) not in (None, old_sid), 20, what="new session")
     assert reg.wait(20)
     stat = zk_client.exists(layout.host_alive_path(zk_root, "web-1"))
-    assert stat is not None and stat.ephemeralOwner == reg.client.client_id[0]
+    assert zksession.owned_by_us(reg.client, stat)
     assert zk_client.exists(layout.host_path(zk_root, "sim-3")) is not None
     assert reg.session_expirations == 1
 
@@ -96,6 +98,53 @@ def test_registrar_writes_inventory_and_liveness_and_survives_expiry(registrar, 
     assert zk_client.exists(layout.host_path(zk_root, "sim-1")) is not None
     assert zk_client.exists(layout.host_alive_path(zk_root, "sim-1")) is None
     assert zk_client.exists(layout.host_path(zk_root, "sim-2")) is None
+
+
+def _foreign_passes(caplog, needle: str) -> int:
+    """How many times fleetmon.zksession logged leaving a node matching ``needle`` alone."""
+    return sum(needle in r.getMessage() for r in caplog.records if r.name == "fleetmon.zksession")
+
+
+def test_registrar_leaves_another_sessions_liveness_and_takes_it_once_that_session_ends(
+        registrar, zk_server, zk_client, zk_root, caplog):
+    caplog.set_level(logging.INFO, logger="fleetmon.zksession")
+    ap = layout.host_alive_path(zk_root, "web-1")
+    other = make_client(zk_server.hosts, timeout=4.0, role="registrar")  # e.g. our previous process
+    other.start(timeout=15)
+    try:
+        other.create(ap, b"previous process", ephemeral=True, makepath=True)
+        reg = registrar()
+        reg.add("web-1", "127.0.0.1:9100")
+        wait_until(lambda: _foreign_passes(caplog, ap) >= 2, 20, what="two passes leaving the node alone")
+        assert not reg.wait(0)
+        data, stat = zk_client.get(ap)
+        assert data == b"previous process" and zksession.owned_by_us(other, stat)
+    finally:
+        other.stop()  # the other session ends: ZooKeeper removes its node
+        other.close()
+    assert reg.wait(20)
+    data, stat = zk_client.get(ap)
+    assert zksession.owned_by_us(reg.client, stat) and json.loads(data)["agent"] == "fleetmon"
+
+
+def test_sidecar_leaves_another_sessions_replica_node_and_takes_it_once_that_session_ends(
+        sidecars, zk_server, zk_client, zk_root, caplog):
+    caplog.set_level(logging.INFO, logger="fleetmon.zksession")
+    rp = layout.replica_path(zk_root, "s1", "r1")
+    twin = make_client(zk_server.hosts, timeout=4.0, role="sidecar")  # a twin with the same --replica
+    twin.start(timeout=15)
+    try:
+        twin.create(rp, layout.replica_data("s1", "r1", "http://twin:9090"), ephemeral=True, makepath=True)
+        sc = sidecars("s1", prometheus_url="http://127.0.0.1:9090")
+        wait_until(lambda: _foreign_passes(caplog, rp) >= 2, 20, what="two passes leaving the node alone")
+        data, stat = zk_client.get(rp)
+        assert json.loads(data)["prometheus_url"] == "http://twin:9090" and zksession.owned_by_us(twin, stat)
+    finally:
+        twin.stop()
+        twin.close()
+    wait_until(lambda: zksession.owned_by_us(sc.client, zk_client.exists(rp)), 10,
+               what="the sidecar's own replica node once the twin's session ended")
+    assert json.loads(zk_client.get(rp)[0])["prometheus_url"] == "http://127.0.0.1:9090"
 
 
 def test_registrar_start_never_raises_without_zookeeper() -> None:
@@ -204,10 +253,10 @@ def test_sidecar_session_expiry_recreates_its_shard_node_and_keeps_the_file(regi
     assert json.loads(zk_client.get(rp)[0]) == {"shard": "s1", "replica": "r1",
                                                 "prometheus_url": "http://127.0.0.1:9090"}
     content = sc.output.read_bytes()
-    old = sc.client.client_id[0]
+    old = zksession.session_id(sc.client)
     expire_session(sc.client, zk_server.hosts)
-    wait_until(lambda: (s := zk_client.exists(rp)) is not None and s.ephemeralOwner not in (0, old), 20,
-               what="shard node re-created by the new session")
+    wait_until(lambda: zksession.session_id(sc.client) != old and zksession.owned_by_us(sc.client, zk_client.exists(rp)),
+               20, what="shard node re-created by the new session")
     wait_until(lambda: sc.watcher.session_expirations == 1 and sc.watcher.ready, 20)
     assert sc.output.read_bytes() == content
     reg.add("web-2", "127.0.0.1:9101")
@@ -282,8 +331,10 @@ def test_register_cli_holds_liveness_until_sigterm_then_gc(zk_server, zk_client,
     res = run(main, ["gc", "--zk", zk_server.hosts, "--root", zk_root, "--retention", "0s"])
     assert "deleted: 3" in res.output, res.output
     assert not any(zk_client.exists(layout.host_path(zk_root, n)) for n in names)
+    res = run(main, ["gc", "--zk", zk_server.hosts, "--root", zk_root, "--retention", "1h30m"])
+    assert res.exit_code == 0 and "deleted: 0" in res.output, res.output
     res = run(main, ["gc", "--zk", zk_server.hosts, "--root", zk_root, "--retention", "soon"])
-    assert res.exit_code == 2 and "bad duration" in res.output
+    assert res.exit_code == 2 and "'--retention'" in res.output and "got 'soon'" in res.output
 
 
 def test_a_root_without_hosts_never_empties_an_existing_file(sidecars, tmp_path):

@@ -114,3 +114,14 @@ def test_keep_alive_scrapes_and_a_slow_scrape_bounds_concurrency(server: Metrics
         for t in threads:
             t.join(30)
     assert results == [200, 200]
+
+
+def test_listen_takes_bracketed_ipv6_and_refuses_a_bad_address() -> None:
+    srv = MetricsServer("[::1]:0", lambda: BODY).start()
+    try:
+        assert requests.get(f"http://[::1]:{srv.port}/metrics", timeout=10).content == BODY
+    finally:
+        srv.stop()
+    for bad in ("9100", "::1:9100", "host:http"):
+        with pytest.raises(ValueError, match=repr(bad).replace("[", r"\[")):
+            MetricsServer(bad, lambda: BODY)

@@ -67,10 +67,19 @@ def test_missing_file(tmp_path):
 def test_durations():
     assert parse_duration("1.5h", "x") == 5400
     assert parse_duration("250ms", "x") == 0.25
+    assert parse_duration("1h30m", "x") == 5400  # the one grammar (fleetmon.durations)
     assert parse_duration(7, "x") == 7
     for bad in ("-1s", True, "5 minutes", None, -3):
-        with pytest.raises(ScenarioError):
-            parse_duration(bad, "x")
+        with pytest.raises(ScenarioError, match=r"^events\[2\]\.at: "):
+            parse_duration(bad, "events[2].at")
+
+
+def test_listen_takes_ipv6_and_defaults_to_loopback() -> None:
+    from simulator.cli import parse_listen
+
+    assert parse_listen("[::1]:9850") == ("::1", 9850)
+    assert parse_listen(":9850") == ("127.0.0.1", 9850)
+    assert parse_listen("0.0.0.0:9850") == ("0.0.0.0", 9850)
 
 
 def test_cli_refuses_bad_scenario_and_taken_port(tmp_path):
@@ -91,4 +100,4 @@ def test_cli_refuses_bad_scenario_and_taken_port(tmp_path):
         res = CliRunner().invoke(simulate, ["--hosts", "3", "--listen", f"127.0.0.1:{port}"])
     assert res.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in res.output
     res = CliRunner().invoke(simulate, ["--listen", "nowhere"])
-    assert res.exit_code == 2 and "HOST:PORT" in res.output
+    assert res.exit_code == 2 and "HOST:PORT" in res.output and "--listen" in res.output

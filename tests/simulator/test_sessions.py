@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from kazoo.handlers.gevent import SequentialGeventHandler
 
 from discovery import layout
+from fleetmon import zksession
 from fleetmon.zk import make_client
 from simulator.cli import simulate
 from simulator.sessions import plan_processes
@@ -38,7 +39,7 @@ def test_each_host_holds_its_own_session(tmp_path, zk_server, zk_client, zk_root
                             what=f"{HOSTS} liveness nodes")
         # One session per host: no two liveness nodes share an owner, and none is ours.
         assert len(set(owners.values())) == HOSTS
-        assert zk_client.client_id[0] not in owners.values()
+        assert zksession.session_id(zk_client) not in owners.values()
         status = wait_until(lambda: (s := _status(sim)).get("synced") == HOSTS and s, timeout=30,
                             what="workers report every host in sync")
         assert status["workers"] == 2 and status["workers_running"] == 2
