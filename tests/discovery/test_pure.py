@@ -14,6 +14,7 @@ from discovery import layout, sharding, targets
 from discovery.cli import fleet_status, load_targets_file, main
 from discovery.layout import InvalidHostData
 from discovery.watcher import FleetView
+from tests.harness.servers import use_zk_security
 
 HOSTS = [f"host-{i:05d}.dc{i % 3}.example" for i in range(25_000)]
 
@@ -175,6 +176,9 @@ def test_any_znode_data_parses_or_is_rejected_cleanly(data: bytes) -> None:
 def test_run_reports_bad_flags_and_a_busy_port(tmp_path) -> None:
     import socket
 
+    # The sidecar's credential check comes before the port: give this process the harness's
+    # credentials, as a ZooKeeper test run before this one would have (order must not matter).
+    use_zk_security()
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
