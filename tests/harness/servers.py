@@ -159,6 +159,7 @@ class ManagedProcess:
     """A child process with a log file, started and stopped by PID."""
 
     name = "process"
+    ready_interval = 0.1  # seconds between readiness probes while starting
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -190,7 +191,8 @@ class ManagedProcess:
         if self not in STARTED:
             STARTED.append(self)
         try:
-            wait_until(self._ready_or_dead, timeout=timeout, what=f"{self.name} to be ready")
+            wait_until(self._ready_or_dead, timeout=timeout, interval=self.ready_interval,
+                       what=f"{self.name} to be ready")
         except TimeoutError as exc:
             self.stop()
             raise RuntimeError(f"{self.name} did not become ready; log tail:\n{self.log_tail()}") from exc
