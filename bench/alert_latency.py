@@ -26,9 +26,7 @@ import json
 import secrets
 import statistics
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
@@ -37,10 +35,10 @@ from fleetmon.zk import make_client
 from tests.e2e.parts import REPO, router_for_rules, rulesync, sidecar
 from tests.harness.servers import (
     AlertmanagerServer,
+    HttpServer,
     PrometheusServer,
     SmtpSink,
     ZooKeeperServer,
-    free_port,
     wait_until,
 )
 from tests.simulator.simproc import SimulatorProcess
@@ -63,33 +61,19 @@ recipients:
 """
 
 
-class Tap:
+class Tap(HttpServer):
     """Records when Alertmanager posts each firing alert (by instance) for the first time."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.first_post: dict[str, float] = {}
-        self.port = free_port()
-        tap = self
 
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                now = time.time()
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                for a in body.get("alerts", []):
-                    inst = a.get("labels", {}).get("instance")
-                    if a.get("status") == "firing" and inst and inst not in tap.first_post:
-                        tap.first_post[inst] = now
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
+    def respond(self, request: dict) -> tuple[int, str, bytes]:
+        for a in json.loads(request["body"] or b"{}").get("alerts", []):
+            inst = a.get("labels", {}).get("instance")
+            if a.get("status") == "firing" and inst and inst not in self.first_post:
+                self.first_post[inst] = request["received"]
+        return 200, "text/plain", b""
 
 
 def am_config(router_port: int, token: Path, tap_port: int, smtp: SmtpSink) -> dict:
@@ -126,7 +110,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="alert-latency-"))
     started: list = []
     smtp = SmtpSink().start()
-    tap = Tap()
+    tap = Tap().start()
     root = f"/bench-{secrets.token_hex(4)}"
     try:
         zk = ZooKeeperServer(tmp / "zk")

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim_port = free_port()
         (tmp / "sim").mkdir()
-        sim = Simulator(args.hosts, args.series_per_host, sim_port, tmp / "sim" / "targets.json", tmp / "sim.log")
+        sim = Simulator(args.hosts, args.series_per_host, sim_port, tmp / "sim" / "targets.json", tmp / "sim").start()
         (tmp / "prom" / "rules").mkdir(parents=True)
         for name in RULES:
             shutil.copy(REPO / "prometheus" / "rules" / name, tmp / "prom" / "rules" / name)

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,15 +33,13 @@ from discovery.watcher import load_view
 from fleetmon.zk import make_client
 from tests.harness.servers import (
     PrometheusServer,
+    RepoCommand,
     ZooKeeperServer,
     free_port,
-    port_open,
-    stop_process,
     wait_until,
 )
 
 FLEET_DISCOVERY = str(Path(sys.executable).parent / "fleet-discovery")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -58,21 +54,21 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-class SidecarProc:
+class SidecarProc(RepoCommand):
+    """A ``fleet-discovery run`` sidecar (or the TreeCache variant) for one shard, its log in
+    ``workdir/<shard>.log``, started at once (ready when its port answers)."""
+
     def __init__(self, workdir: Path, zk: str, root: str, shard: str, debounce: float,
                  watcher: str = "fleetmon"):
         self.shard = shard
-        self.port = free_port()
+        port = free_port()
         self.output = workdir / f"{shard}.json"
-        self.log = open(workdir / f"{shard}.log", "ab")
         cmd = [FLEET_DISCOVERY] if watcher == "fleetmon" else [sys.executable, "-m", "bench.discovery_treecache"]
-        self.proc = subprocess.Popen(
-            [*cmd, "run", "--zk", zk, "--root", root, "--shard", shard, "--replica", "r1",
-             "--output", str(self.output), "--listen", f"127.0.0.1:{self.port}", "--retention", "0",
-             "--debounce", str(debounce), "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
-        wait_until(lambda: port_open(self.port), 30, what=f"sidecar {shard}")
+        super().__init__(workdir, shard, [
+            *cmd, "run", "--zk", zk, "--root", root, "--shard", shard, "--replica", "r1",
+            "--output", str(self.output), "--listen", f"127.0.0.1:{port}", "--retention", "0",
+            "--debounce", str(debounce), "--log-level", "warning"], port)
+        self.start(timeout=30)
 
     def names(self) -> set[str]:
         try:
@@ -94,9 +90,8 @@ class SidecarProc:
                 return float(line.rsplit(" ", 1)[1])
         return float("nan")
 
-    def stop(self) -> None:
-        stop_process(self.proc, 15)
-        self.log.close()
+    def stop(self, timeout: float = 15) -> None:
+        super().stop(timeout)
 
 
 class _SkipProm(Exception):
@@ -165,7 +160,7 @@ def main() -> None:
                    interval=0.5, what="4 complete shard files")
         cold4 = time.monotonic() - t0
         resync = [sc.metric("resync_duration_seconds") for sc in sidecars]
-        rss4 = [rss_mib(sc.proc.pid) for sc in sidecars]
+        rss4 = [rss_mib(sc.pid) for sc in sidecars]
         watches4 = zk.four_letter("wchs").strip().splitlines()[-1]
         before = {n: sc.shard for sc in sidecars for n in sc.names()}
         assert len(before) == args.hosts
@@ -238,7 +233,7 @@ def main() -> None:
         moved = sum(1 for n in names if before[n] != after[n]) / args.hosts
         moved_hashmod = sum(1 for n in names if hashmod_assign(n, shards4) != hashmod_assign(n, shards5)) \
             / args.hosts
-        rss = [rss_mib(sc.proc.pid) for sc in sidecars]
+        rss = [rss_mib(sc.pid) for sc in sidecars]
         watches = zk.four_letter("wchs").strip().splitlines()[-1]
 
         # --- report

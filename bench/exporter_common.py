@@ -3,21 +3,17 @@ on free loopback ports, a log generator and a metrics reader."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness.servers import free_port, stop_process
-
-REPO = Path(__file__).resolve().parents[1]
+from bench.scale_common import cpu_seconds, rss_bytes
+from tests.harness.servers import RepoCommand, free_port
 
 MTAIL_PROG = r"""
 counter fleetmon_log_lines_total
@@ -40,68 +36,63 @@ METHODS = ["GET"] * 8 + ["POST", "PUT", "DELETE", "HEAD"]
 STATUSES = ["200"] * 20 + ["404", "301", "500", "304", "502"]
 
 
-def nginx_lines(n: int, start: int = 0, seed: int = 1) -> list[str]:
+def _request_time(i: int, rnd: random.Random) -> str:
+    return f"{rnd.random():.3f}"
+
+
+def nginx_lines(n: int, start: int = 0, seed: int = 1,
+                last: Callable[[int, random.Random], str] = _request_time) -> list[str]:
+    """``n`` access log lines numbered from ``start``: nginx's combined format followed by
+    ``last`` (the request time by default: MTAIL_PROG's format)."""
     rnd = random.Random(seed + start)
     return [
         f'10.0.{i % 256}.{i % 200} - - [28/Nov/2026:07:37:18 +0000] "{rnd.choice(METHODS)} /api/v1/item/{i} HTTP/1.1" '
         f'{rnd.choice(STATUSES)} {rnd.randint(1, 50000)} "https://example.com/ref" '
-        f'"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36" {rnd.random():.3f}\n'
+        f'"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36" {last(i, rnd)}\n'
         for i in range(start, start + n)
     ]
 
 
-def write_log(path: Path, n: int) -> None:
+def write_log(path: Path, n: int, lines: Callable[[int, int], list[str]] = nginx_lines) -> None:
+    """``n`` lines of ``lines(count, start)`` written 100,000 at a time."""
     with open(path, "w") as fh:
         for s in range(0, n, 100_000):
-            fh.write("".join(nginx_lines(min(100_000, n - s), s)))
+            fh.write("".join(lines(min(100_000, n - s), s)))
 
 
-class Proc:
-    def __init__(self, name: str, cmd: list[str], port: int, workdir: Path, env: dict | None = None):
-        self.name, self.cmd, self.port, self.workdir = name, cmd, port, workdir
-        self.env = env
-        self.p: subprocess.Popen | None = None
+class Proc(RepoCommand):
+    """A metrics server (ours, node_exporter, mtail) on a free loopback port, ready once its
+    /metrics answers 200; the harness starts and stops it by PID."""
+
+    ready_interval = 0.05  # benchmarks time from process start to work done
+
+    def __init__(self, name: str, cmd: list[str], port: int, workdir: Path):
+        super().__init__(workdir, name, cmd, port)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
-    def start(self, timeout: float = 30) -> Proc:
-        log = open(self.workdir / f"{self.name}.log", "ab")
-        self.p = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                  env=self.env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.p.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {(self.workdir / f'{self.name}.log').read_text()[-2000:]}")
-            try:
-                if requests.get(self.url, timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not ready")
+    def ready(self) -> bool:
+        return requests.get(self.url, timeout=1).status_code == 200
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.p:
-            stop_process(self.p, 10, sig)
+    def start(self, timeout: float = 30) -> Proc:
+        super().start(timeout)
+        return self
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        assert self.pid is not None
+        return cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.p.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        assert self.pid is not None
+        return rss_bytes(self.pid)
 
 
 def ours(workdir: Path, args: list[str]) -> Proc:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     return Proc("fleet-exporter", [sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}", *args],
-                port, workdir, env)
+                port, workdir)
 
 
 def node_exporter(workdir: Path, collectors: list[str]) -> Proc:
@@ -111,12 +102,13 @@ def node_exporter(workdir: Path, collectors: list[str]) -> Proc:
                                   f"--web.listen-address=127.0.0.1:{port}"], port, workdir)
 
 
-def mtail(workdir: Path, logs: list[Path]) -> Proc:
+def mtail(workdir: Path, logs: list[Path], prog: str = MTAIL_PROG, name: str = "mtail") -> Proc:
+    """mtail running ``prog`` over ``logs``, as the process ``name``."""
     port = free_port()
-    progs = workdir / "progs"
+    progs = workdir / f"progs-{name}"
     progs.mkdir(exist_ok=True)
-    (progs / "nginx.mtail").write_text(MTAIL_PROG)
-    return Proc("mtail", ["/usr/bin/mtail", "--progs", str(progs), "--logs", ",".join(map(str, logs)),
+    (progs / "prog.mtail").write_text(prog)
+    return Proc(name, ["/usr/bin/mtail", "--progs", str(progs), "--logs", ",".join(map(str, logs)),
                           "--address", "127.0.0.1", "--port", str(port), "--logtostderr",
                           "--emit_prog_label=false"], port, workdir)
 

@@ -24,8 +24,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.exporter_common import MTAIL_PROG, metric_sum, ours, workdir, write_log
-from bench.exporter_logs_common import MTAIL_MAIN_PROG, NGINX_MAIN, mtail_with, write_main_log
+from bench.exporter_common import MTAIL_PROG, metric_sum, mtail, ours, workdir, write_log
+from bench.exporter_logs_common import MTAIL_MAIN_PROG, NGINX_MAIN, write_main_log
 
 APPEND_SECONDS: list[float] = []
 
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, fmt: str) -> None:
             log = wd / f"access-{tool}.log"
             log.write_text("")
             if tool == "mtail":
-                p = mtail_with(wd, [log], prog)
+                p = mtail(wd, [log], prog)
             else:
                 cfg = wd / "exporter.yml"
                 cfg.write_text(f"logs:\n  - {{path: {log}, type: nginx_access, name: bench{extra}}}\n"

@@ -17,8 +17,8 @@ import argparse
 import shutil
 import time
 
-from bench.exporter_common import MTAIL_PROG, metric_sum, nginx_lines, ours, workdir
-from bench.exporter_logs_common import mtail_with, scanner_lines, short_scanner_lines
+from bench.exporter_common import metric_sum, mtail, nginx_lines, ours, workdir
+from bench.exporter_logs_common import scanner_lines, short_scanner_lines
 
 
 def corpus(kind: str, n: int) -> bytes:
@@ -70,7 +70,7 @@ def main() -> None:
     cfg.write_text(f"logs:\n  - {{path: {logs['fleet-exporter']}, type: nginx_access, name: web}}\n"
                    "collectors: {filesystem: false}\ntailing: {poll_interval: 0.05}\n")
     procs = {"fleet-exporter": ours(wd, ["--config", str(cfg), "--state-file", str(wd / "state.json")]),
-             "mtail": mtail_with(wd, [logs["mtail"]], MTAIL_PROG)}
+             "mtail": mtail(wd, [logs["mtail"]])}
     res: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in procs}
     try:
         for p in procs.values():

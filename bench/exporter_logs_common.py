@@ -1,6 +1,6 @@
-"""Shared pieces of the log benchmarks: nginx ``main`` lines and the matching mtail
-program, adversarial (scanner) lines, mtail with any program, and journal files
-written with systemd-journal-remote."""
+"""Shared pieces of the log benchmarks beyond bench/exporter_common.py: nginx ``main`` lines and
+the matching mtail program, adversarial (scanner) lines, and journal files written with
+systemd-journal-remote."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import subprocess
 from pathlib import Path
 
-from bench.exporter_common import METHODS, STATUSES, Proc, free_port
+from bench.exporter_common import nginx_lines, write_log
 
 # nginx's "main" log_format (RHEL/Fedora packages, the official image), as the exporter is
 # configured with it: the format text, not the preset name.
@@ -33,20 +33,17 @@ counter fleetmon_http_response_bytes_total
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 
 
+def _forwarded_for(i: int, rnd: random.Random) -> str:
+    return f'"198.51.100.{i % 250}, 10.0.0.{i % 7}"'
+
+
 def main_lines(n: int, start: int = 0, seed: int = 2) -> list[str]:
-    rnd = random.Random(seed + start)
-    return [
-        f'10.0.{i % 256}.{i % 200} - - [28/Nov/2026:07:37:18 +0000] "{rnd.choice(METHODS)} /api/v1/item/{i} '
-        f'HTTP/1.1" {rnd.choice(STATUSES)} {rnd.randint(1, 50000)} "https://example.com/ref" '
-        f'"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36" "198.51.100.{i % 250}, 10.0.0.{i % 7}"\n'
-        for i in range(start, start + n)
-    ]
+    """Lines in nginx's ``main`` format (NGINX_MAIN): combined plus X-Forwarded-For."""
+    return nginx_lines(n, start, seed, last=_forwarded_for)
 
 
 def write_main_log(path: Path, n: int) -> None:
-    with open(path, "w") as fh:
-        for s in range(0, n, 100_000):
-            fh.write("".join(main_lines(min(100_000, n - s), s)))
+    write_log(path, n, main_lines)
 
 
 def scanner_lines(n: int, seed: int = 3) -> list[str]:
@@ -78,16 +75,6 @@ def short_scanner_lines(n: int, seed: int = 4) -> list[str]:
         lambda: pre + "-" + '" 400 0 "-" "-"',
     ]
     return [rnd.choice(kinds)() + "\n" for _ in range(n)]
-
-
-def mtail_with(workdir: Path, logs: list[Path], prog: str, name: str = "mtail") -> Proc:
-    port = free_port()
-    progs = workdir / f"progs-{name}"
-    progs.mkdir(exist_ok=True)
-    (progs / "prog.mtail").write_text(prog)
-    return Proc(name, ["/usr/bin/mtail", "--progs", str(progs), "--logs", ",".join(map(str, logs)),
-                       "--address", "127.0.0.1", "--port", str(port), "--logtostderr",
-                       "--emit_prog_label=false"], port, workdir)
 
 
 def journal_export(start: int, n: int) -> bytes:

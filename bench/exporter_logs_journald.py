@@ -21,8 +21,8 @@ from pathlib import Path
 
 import requests
 
-from bench.exporter_common import MTAIL_PROG, metric_sum, nginx_lines, ours, workdir
-from bench.exporter_logs_common import journal_append, journal_export, mtail_with
+from bench.exporter_common import metric_sum, mtail, nginx_lines, ours, workdir
+from bench.exporter_logs_common import journal_append, journal_export
 
 
 def children(pid: int) -> list[int]:
@@ -85,7 +85,7 @@ def throughput(wd: Path, n: int) -> None:
         while (got := metric_sum(p.url, "fleetmon_log_lines_total")) < n:
             if got and first is None:
                 first = (time.perf_counter(), got)
-            for c in children(p.p.pid):
+            for c in children(p.pid):
                 try:
                     child_cpu = max(child_cpu, cpu_of(c))
                 except OSError:
@@ -94,7 +94,7 @@ def throughput(wd: Path, n: int) -> None:
         wall = time.perf_counter() - t0
         if first is not None:
             steady = (n - first[1]) / (time.perf_counter() - first[0])
-        for c in children(p.p.pid):
+        for c in children(p.pid):
             child_cpu = max(child_cpu, cpu_of(c))
         rows.append(("fleet-exporter (from process start)", wall, p.cpu_seconds() + child_cpu))
         sev = metric_sum(p.url, "fleetmon_syslog_messages_total")
@@ -122,12 +122,12 @@ def resources(wd: Path, seconds: float, rate: int, jrate: int) -> None:
     cfg.write_text(f"logs:\n  - {{path: {logs['fleet-exporter']}, type: nginx_access, name: web}}\n"
                    f"  - {{type: journald, name: journal, directory: {jdir}}}\n")
     procs = {"fleet-exporter": ours(wd, ["--config", str(cfg), "--state-file", str(wd / "state.json")]),
-             "mtail": mtail_with(wd, [logs["mtail"]], MTAIL_PROG)}
+             "mtail": mtail(wd, [logs["mtail"]])}
     try:
         for p in procs.values():
             p.start()
         time.sleep(1.0)
-        kids = children(procs["fleet-exporter"].p.pid)
+        kids = children(procs["fleet-exporter"].pid)
         cpu0 = {k: p.cpu_seconds() for k, p in procs.items()}
         kid0 = sum(cpu_of(c) for c in kids)
         rss_max = dict.fromkeys([*procs, "journalctl"], 0)

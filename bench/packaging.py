@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from fleetmon.stack import py
-from tests.harness.servers import free_port
+from tests.harness.servers import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("fleetmon-exporter", "fleetmon-server")
@@ -74,8 +74,7 @@ def start_and_rss(cmd: list[str], port: int, env: dict[str, str] | None = None, 
             requests.get(url, timeout=10)
         return started, rss_kib(proc.pid) / 1024
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_process(proc, 20)
 
 
 def main() -> int:

@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from typing import Any
 import requests
 import yaml
 
+from bench.exporter_common import Proc, ours
 from bench.scale_common import (
     REF_BYTES_PER_SERIES,
     REF_NODE_EXPORTER_SERIES,
@@ -57,7 +56,7 @@ from bench.scale_common import (
     self_metrics,
     wait_for,
 )
-from tests.harness.servers import PrometheusServer, free_port, stop_process
+from tests.harness.servers import PrometheusServer, free_port
 
 RULES_DIR = REPO / "prometheus" / "rules"
 SHARD_RULES = ["recording.yml"]
@@ -114,39 +113,31 @@ def range_values(prom: PrometheusServer, expr: str, at: float) -> list[float]:
     return [float(v) for series in data["result"] for _, v in series.get("values", [])]
 
 
-def node_exporter_series() -> int | None:
+def series_served(proc: Proc) -> int | None:
+    """Series on ``proc``'s /metrics once it answers; None if it never does."""
+    try:
+        proc.start(timeout=30)
+        text = requests.get(proc.url, timeout=5).text
+        return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    except RuntimeError:
+        return None
+    finally:
+        proc.stop()
+
+
+def node_exporter_series(workdir: Path) -> int | None:
     """Series exposed by Debian's prometheus-node-exporter on this machine (reference)."""
     binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if not binary:
         return None
     port = free_port()
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--no-collector.systemd"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        text = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, 30,
-                        "node_exporter")
-        return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-    finally:
-        stop_process(proc)
+    return series_served(Proc("node_exporter", [binary, f"--web.listen-address=127.0.0.1:{port}",
+                                                "--no-collector.systemd"], port, workdir))
 
 
-def exporter_series() -> int | None:
+def exporter_series(workdir: Path) -> int | None:
     """Series served by our own fleet-exporter on this machine (no logs configured)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}",
-                             "--state-file", f"/tmp/fleetmon-scale-exporter-{port}.json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO,
-                            start_new_session=True)
-    try:
-        text = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, 30,
-                        "fleet-exporter")
-        return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-    except TimeoutError:
-        return None
-    finally:
-        stop_process(proc)
-        Path(f"/tmp/fleetmon-scale-exporter-{port}.json").unlink(missing_ok=True)
+    return series_served(ours(workdir, ["--state-file", str(workdir / "fleet-exporter-state.json")]))
 
 
 def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: Path,
@@ -154,7 +145,7 @@ def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: 
     wd = workdir / f"n{n}"
     wd.mkdir(parents=True)
     targets = wd / "targets.json"
-    sim = Simulator(n, series_per_host, free_port(), targets, wd / "simulator.log")
+    sim = Simulator(n, series_per_host, free_port(), targets, wd).start()
     shard = glob = vm = None
     row: dict[str, Any] = {"hosts": n, "interval_s": interval, "window_s": window, "remote_write": remote_write}
     t_start = time.monotonic()
@@ -163,7 +154,7 @@ def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: 
         rules = copy_rules(SHARD_RULES, wd / "shard" / "rules")
         row["shard_rule_files"] = rules
         if remote_write:
-            vm = VictoriaMetrics(wd, free_port())
+            vm = VictoriaMetrics(wd / "victoria-metrics", free_port()).start()
         shard = PrometheusServer(wd / "shard", shard_config(interval, targets, rules, vm.url if vm else None),
                                  name=f"shard-{n}")
         shard.start(timeout=120)
@@ -186,8 +177,8 @@ def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: 
                                     name=f"global-{n}")
             glob.start(timeout=60)
 
-        m0, c0, s0, w0 = self_metrics(shard.url), cpu_seconds(shard.pid), cpu_seconds(sim.proc.pid), time.time()
-        v0 = cpu_seconds(vm.proc.pid) if vm else 0.0
+        m0, c0, s0, w0 = self_metrics(shard.url), cpu_seconds(shard.pid), cpu_seconds(sim.pid), time.time()
+        v0 = cpu_seconds(vm.pid) if vm else 0.0
         rule_seen: dict[str, list[float]] = {}
         rss_max = 0
         while time.time() - w0 < window:
@@ -197,8 +188,8 @@ def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: 
                 g = labels.get("rule_group", "").split(";")[-1]
                 rule_seen.setdefault(g, []).append(v)
             rss_max = max(rss_max, rss_bytes(shard.pid))
-        m1, c1, s1, w1 = self_metrics(shard.url), cpu_seconds(shard.pid), cpu_seconds(sim.proc.pid), time.time()
-        v1 = cpu_seconds(vm.proc.pid) if vm else 0.0
+        m1, c1, s1, w1 = self_metrics(shard.url), cpu_seconds(shard.pid), cpu_seconds(sim.pid), time.time()
+        v1 = cpu_seconds(vm.pid) if vm else 0.0
         row["loadavg_1m_end"] = float(Path("/proc/loadavg").read_text().split()[0])
         wall = w1 - w0
 
@@ -238,7 +229,7 @@ def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: 
             "rule_iterations_missed": int(missed), "rule_evaluation_failures": int(rule_failures),
             "sim_cpu_cores": round((s1 - s0) / wall, 3),
             "sim_cpu_ms_per_host_scrape": round(1000 * (s1 - s0) / sim_scrapes, 3) if sim_scrapes else None,
-            "sim_rss_bytes": rss_bytes(sim.proc.pid),
+            "sim_rss_bytes": rss_bytes(sim.pid),
         })
         if vm is not None:
             vm_up = vm.query('count(up{job="fleet"})')
@@ -246,8 +237,8 @@ def run_size(n: int, series_per_host: int, interval: int, window: int, workdir: 
             row["victoriametrics"] = {
                 "hosts_seen": int(float(vm_up[0]["value"][1])) if vm_up else 0,
                 "active_series": int(vm_series),
-                "rss_bytes": rss_bytes(vm.proc.pid),
-                "rss_per_series_bytes": round(rss_bytes(vm.proc.pid) / vm_series, 1) if vm_series else None,
+                "rss_bytes": rss_bytes(vm.pid),
+                "rss_per_series_bytes": round(rss_bytes(vm.pid) / vm_series, 1) if vm_series else None,
                 "cpu_cores": round((v1 - v0) / wall, 3),
                 "shard_samples_pending": int(metric_sum(m1, "prometheus_remote_storage_samples_pending")),
                 "shard_samples_failed": int(metric_sum(m1, "prometheus_remote_storage_samples_failed_total")),
@@ -399,10 +390,10 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     command = ".venv/bin/python -m bench.scale " + " ".join(sys.argv[1:])
     t0 = time.time()
-    ne = node_exporter_series()
-    ex = exporter_series()
     rows = []
     with tempfile.TemporaryDirectory(prefix="fleetmon-scale-") as tmp:
+        ne = node_exporter_series(Path(tmp) / "node_exporter")
+        ex = exporter_series(Path(tmp) / "fleet-exporter")
         for n in sizes:
             interval = max(args.interval, math.ceil(n * args.series_per_host / args.max_rate))
             window = max(args.window, 4 * interval)

@@ -4,16 +4,15 @@ metrics, the simulator as a subprocess, and the reference figures from FACTS.md.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness.servers import stop_process
+from tests.harness.servers import RepoCommand, wait_until
+from tests.scale.conftest import VictoriaMetricsServer
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -64,74 +63,47 @@ def quantiles(values: list[float], qs: tuple[float, ...] = (0.5, 0.9, 0.99)) -> 
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - servers starting up fail in many ways
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" ({last!r})" if last else ""))
+    """The harness's ``wait_until``, polling every half second: scale runs wait minutes."""
+    return wait_until(predicate, timeout=timeout, interval=interval, what=what)
 
 
-class Simulator:
-    """``fleet-simulator`` as a subprocess writing a file_sd file of its hosts."""
+class Simulator(RepoCommand):
+    """``fleet-simulator`` as a process writing a file_sd file of its hosts (its log in
+    ``workdir/simulator.log``); ready once it serves and has written the file."""
 
-    def __init__(self, hosts: int, series_per_host: int, port: int, file_sd: Path, log_path: Path):
-        self.hosts, self.port, self.file_sd = hosts, port, file_sd
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "--hosts", str(hosts), "--listen", f"127.0.0.1:{port}",
-             "--series-per-host", str(series_per_host), "--file-sd", str(file_sd), "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
-            start_new_session=True)
-        wait_for(lambda: self._check() and file_sd.exists(), 120, "the simulator to serve and write file_sd")
+    def __init__(self, hosts: int, series_per_host: int, port: int, file_sd: Path, workdir: Path):
+        super().__init__(workdir, "simulator", [
+            sys.executable, "-m", "simulator", "--hosts", str(hosts), "--listen", f"127.0.0.1:{port}",
+            "--series-per-host", str(series_per_host), "--file-sd", str(file_sd), "--log-level", "warning"], port)
+        self.hosts, self.file_sd = hosts, file_sd
 
-    def _check(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"simulator exited with {self.proc.returncode}")
-        return requests.get(f"http://127.0.0.1:{self.port}/-/healthy", timeout=2).status_code == 200
+    def ready(self) -> bool:
+        ok = requests.get(f"http://127.0.0.1:{self.port}/-/healthy", timeout=2).status_code == 200
+        return ok and self.file_sd.exists()
+
+    def start(self, timeout: float = 120) -> Simulator:
+        super().start(timeout)
+        return self
 
     def series_in_one_host(self) -> int:
         path = requests.get(f"http://127.0.0.1:{self.port}/hosts", timeout=60).json()[0]["metrics_path"]
         body = requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=10).text
         return sum(1 for line in body.splitlines() if line and not line.startswith("#"))
 
-    def stop(self) -> None:
-        stop_process(self.proc, 15)
-        self.log.close()
+    def stop(self, timeout: float = 15) -> None:
+        super().stop(timeout)
 
 
-class VictoriaMetrics:
-    """Debian's victoria-metrics single node with the shipped flags (prometheus/remote_write/)."""
+class VictoriaMetrics(VictoriaMetricsServer):
+    """Debian's victoria-metrics single node with the shipped flags (prometheus/remote_write/),
+    as the scale tests run it, with longer query timeouts: at scale a flush takes seconds."""
 
     def __init__(self, workdir: Path, port: int):
-        import shutil
+        super().__init__(workdir, overrides={"loggerLevel": "WARN"}, port=port)
 
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        flags = {}
-        for line in (REPO / "prometheus" / "remote_write" / "victoria-metrics.args").read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                k, _, v = line.lstrip("-").partition("=")
-                flags[k] = v
-        flags.update({"storageDataPath": str(workdir / "vm-data"), "httpListenAddr": f"127.0.0.1:{port}",
-                      "loggerLevel": "WARN"})
-        binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-        self.log = open(workdir / "victoria-metrics.log", "ab")
-        self.proc = subprocess.Popen([binary, *(f"-{k}={v}" for k, v in flags.items())], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: requests.get(f"{self.url}/health", timeout=2).status_code == 200, 60, "victoria-metrics")
-
-    def query(self, expr: str) -> list[dict]:
+    def query(self, expr: str) -> list[dict]:  # type: ignore[override] - no time, always flushed
         requests.get(f"{self.url}/internal/force_flush", timeout=30)
         return requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=60).json()["data"]["result"]
 
-    def stop(self) -> None:
-        stop_process(self.proc, 30)
-        self.log.close()
+    def stop(self, timeout: float = 30) -> None:
+        super().stop(timeout)

@@ -15,30 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from tests.harness.servers import free_port
-
-REPO = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+from bench.exporter_common import Proc
+from bench.scale_common import cpu_seconds, rss_bytes
+from tests.harness.servers import RepoCommand, free_port
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_bytes(pid) / 2**20
 
 
 async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
@@ -92,23 +82,6 @@ async def scrape_all(port: int, paths: list[str], interval: float | None, conns:
     return lat, total
 
 
-def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
-    import requests
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"{cmd[0]} did not start")
-
-
 def measure(pid: int, port: int, paths: list[str], interval: float | None, rounds: int, conns: int) -> dict:
     c0, w0 = cpu_seconds(pid), time.monotonic()
     lat: list[float] = []
@@ -125,14 +98,12 @@ def measure(pid: int, port: int, paths: list[str], interval: float | None, round
             "rss_mib": rss_mib(pid)}
 
 
-def register_time(n: int) -> None:
+def register_time(n: int, workdir: Path) -> None:
     """Seconds from starting `simulate --zk` to every inventory and liveness znode present."""
-    import tempfile
-
     from fleetmon.zk import make_client
     from tests.harness.servers import ZooKeeperServer, wait_until
 
-    zk = ZooKeeperServer(Path(tempfile.mkdtemp(prefix="sim-cost-")) / "zk")
+    zk = ZooKeeperServer(workdir / "zk")
     zk.start()
     port = free_port()
     client = make_client(zk.hosts)
@@ -144,19 +115,16 @@ def register_time(n: int) -> None:
             return 0
         return sum(len(client.get_children(f"{base}/{b}")) for b in client.get_children(base))
 
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     t0 = time.monotonic()
-    sim = subprocess.Popen([sys.executable, "-m", "simulator", "--hosts", str(n), "--listen",
-                            f"127.0.0.1:{port}", "--zk", zk.hosts], env=env, cwd=REPO,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sim = RepoCommand(workdir, "simulator", [sys.executable, "-m", "simulator", "--hosts", str(n), "--listen",
+                                             f"127.0.0.1:{port}", "--zk", zk.hosts], port).start()
     try:
         wait_until(lambda: count("hosts") == n and count("alive") == n, timeout=300, interval=0.5,
                    what=f"{n} hosts registered")
         print(f"registration: {n} hosts (inventory + liveness znodes) {time.monotonic() - t0:.1f}s "
               f"from simulator start")
     finally:
-        sim.terminate()
-        sim.wait(10)
+        sim.stop()
         client.stop()
         client.close()
         zk.stop()
@@ -171,12 +139,20 @@ def main() -> None:
     ap.add_argument("--register", action="store_true",
                     help="also time registering every host in a real ZooKeeper (discovery's Registrar)")
     args = ap.parse_args()
+    wd = Path(tempfile.mkdtemp(prefix="sim-cost-"))
+    try:
+        measure_all(args, wd)
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+def measure_all(args: argparse.Namespace, wd: Path) -> None:
     if args.register:
-        register_time(args.hosts)
+        register_time(args.hosts, wd)
 
     port = free_port()
-    sim = start([sys.executable, "-m", "simulator", "--hosts", str(args.hosts),
-                 "--listen", f"127.0.0.1:{port}"], port)
+    sim = Proc("simulator", [sys.executable, "-m", "simulator", "--hosts", str(args.hosts),
+                             "--listen", f"127.0.0.1:{port}"], port, wd).start(60)
     try:
         import requests
 
@@ -186,22 +162,20 @@ def main() -> None:
         paced = measure(sim.pid, port, hosts, args.interval, args.intervals, args.conns)
         burst = measure(sim.pid, port, hosts, None, 1, 8)
     finally:
-        sim.terminate()
-        sim.wait(10)
+        sim.stop()
 
     ne = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     ref = None
     if ne:
         nport = free_port()
-        node = start([ne, f"--web.listen-address=127.0.0.1:{nport}", "--collector.disable-defaults",
-                      *(f"--collector.{c}" for c in ("cpu", "meminfo", "filesystem", "diskstats", "loadavg",
-                                                     "netdev", "stat", "uname", "vmstat", "netstat", "time"))],
-                     nport)
+        node = Proc("node_exporter", [
+            ne, f"--web.listen-address=127.0.0.1:{nport}", "--collector.disable-defaults",
+            *(f"--collector.{c}" for c in ("cpu", "meminfo", "filesystem", "diskstats", "loadavg",
+                                           "netdev", "stat", "uname", "vmstat", "netstat", "time"))], nport, wd).start(60)
         try:
             ref = measure(node.pid, nport, ["/metrics"] * 300, None, 1, 1)
         finally:
-            node.terminate()
-            node.wait(10)
+            node.stop()
 
     print(f"simulator: {args.hosts} hosts, {series} series per host")
     print(f"  paced at {args.interval:.0f}s ({args.hosts / args.interval:.0f} scrapes/s, {paced['scrapes']} scrapes): "

@@ -10,7 +10,7 @@ from kazoo.client import KazooState
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from fleetmon.zk import make_client
-from tests.harness import free_port, wait_until
+from tests.harness import EXPOSITION, HttpServer, free_port, wait_until
 
 
 def test_zookeeper_standalone_creates_znode(zk_client, zk_root):
@@ -88,3 +88,16 @@ def test_http_sink_records_posts(http_sink):
     assert r.status_code == 200
     req = http_sink.wait_for(timeout=5)[0]
     assert req["path"] == "/topic" and req["body"] == b"payload"
+
+
+def test_http_server_answers_from_its_respond_and_records_only_when_asked():
+    body = {"text": "a 1\n"}
+    with HttpServer(respond=lambda req: (200, EXPOSITION, body["text"].encode())) as served:
+        assert requests.get(f"{served.url}/metrics", timeout=5).text == "a 1\n"
+        body["text"] = "a 2\n"  # the body is read per request: a test switches it
+        r = requests.get(f"{served.url}/metrics", timeout=5)
+        assert r.text == "a 2\n" and r.headers["Content-Type"] == EXPOSITION
+        assert served.requests == []
+    with HttpServer(record=True, respond=lambda req: (404, "text/plain", b"")) as served:
+        assert requests.put(f"{served.url}/x", data=b"1", timeout=5).status_code == 404
+        assert served.wait_for(lambda r: r["method"] == "PUT", timeout=5)[0]["body"] == b"1"

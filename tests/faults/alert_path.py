@@ -18,14 +18,15 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
 from tests.alert_router.conftest import RouterProcess, write_router_files
 from tests.harness.servers import (
+    EXPOSITION,
     AlertmanagerCluster,
+    HttpServer,
     PrometheusServer,
     SmtpSink,
     ZooKeeperEnsemble,
@@ -42,15 +43,14 @@ def rules(eval_interval: str) -> dict:
     }]}]}
 
 
-class ProbeTarget:
+class ProbeTarget(HttpServer):
     """A scrape target whose ``fault_flag{instance=<probe>}`` samples the test switches."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.on: set[str] = set()
         self.off: set[str] = set()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     def set(self, probe: str, on: bool) -> None:
         with self._lock:
@@ -63,30 +63,8 @@ class ProbeTarget:
             lines += [f'fault_flag{{instance="{p}"}} 0' for p in sorted(self.off)]
         return "# TYPE fault_flag gauge\n" + "\n".join(lines) + "\n"
 
-    def start(self) -> ProbeTarget:
-        target = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                body = target.text().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def respond(self, request: dict) -> tuple[int, str, bytes]:
+        return 200, EXPOSITION, self.text().encode()
 
 
 def prometheus_config(replica: str, probe_port: int, am_addresses: list[str], scrape: str = "2s",

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 import yaml
@@ -159,6 +159,7 @@ class ManagedProcess:
     """A child process with a log file, started and stopped by PID."""
 
     name = "process"
+    ready_interval = 0.1  # seconds between readiness probes while starting
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -190,7 +191,8 @@ class ManagedProcess:
         if self not in STARTED:
             STARTED.append(self)
         try:
-            wait_until(self._ready_or_dead, timeout=timeout, what=f"{self.name} to be ready")
+            wait_until(self._ready_or_dead, timeout=timeout, interval=self.ready_interval,
+                       what=f"{self.name} to be ready")
         except TimeoutError as exc:
             self.stop()
             raise RuntimeError(f"{self.name} did not become ready; log tail:\n{self.log_tail()}") from exc
@@ -720,17 +722,25 @@ def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
-# --------------------------------------------------------------------------- HTTP sink
+# --------------------------------------------------------------------------- HTTP servers
 
-class HttpSink:
-    """A local HTTP server recording every request: a stand-in receiver speaking a push
-    provider's API (ntfy, Apprise json://, form://) on loopback. ``status`` sets the reply."""
+# The Prometheus text format's content type, for stand-in scrape targets.
+EXPOSITION = "text/plain; version=0.0.4"
 
-    def __init__(self, port: int | None = None, status: int = 200, reply: bytes = b'{"id":"ok"}'):
+
+class HttpServer:
+    """A threaded HTTP server on loopback: every GET, POST or PUT is answered by ``respond``
+    (a subclass's, or the ``respond`` callable given), which gets the request as a dict
+    (method, path, headers, body, received) and returns ``(status, content type, body)``.
+    With ``record`` the requests are kept in ``requests`` for ``wait_for``. Stand-in scrape
+    targets and receivers are subclasses."""
+
+    def __init__(self, port: int | None = None, record: bool = False,
+                 respond: Callable[[dict], tuple[int, str, bytes]] | None = None):
         self.port = port or free_port()
-        self.status = status
-        self.reply = reply
+        self.record = record
         self.requests: list[dict] = []
+        self._respond = respond
         self._cond = threading.Condition()
         self._server = None
         self._thread: threading.Thread | None = None
@@ -739,25 +749,31 @@ class HttpSink:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> HttpSink:
+    def respond(self, request: dict) -> tuple[int, str, bytes]:
+        if self._respond is None:
+            raise NotImplementedError("pass respond= or override respond()")
+        return self._respond(request)
+
+    def start(self) -> Self:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        sink = self
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                with sink._cond:
-                    sink.requests.append({"method": self.command, "path": self.path,
-                                          "headers": dict(self.headers), "body": body,
-                                          "received": time.time()})
-                    sink._cond.notify_all()
-                self.send_response(sink.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(sink.reply)))
+                request = {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                           "body": self.rfile.read(n) if n else b"", "received": time.time()}
+                if server.record:
+                    with server._cond:
+                        server.requests.append(request)
+                        server._cond.notify_all()
+                status, ctype, body = server.respond(request)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(sink.reply)
+                self.wfile.write(body)
 
             do_POST = do_PUT = do_GET = _handle  # noqa: N815
 
@@ -777,6 +793,7 @@ class HttpSink:
 
     def wait_for(self, predicate: Callable[[dict], bool] | None = None, timeout: float = 30.0,
                  count: int = 1) -> list[dict]:
+        """Wait until ``count`` recorded requests satisfy ``predicate``; return them."""
         pred = predicate or (lambda r: True)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -789,8 +806,21 @@ class HttpSink:
                     raise TimeoutError(f"{len(hits)}/{count} matching requests after {timeout}s")
                 self._cond.wait(left)
 
-    def __enter__(self) -> HttpSink:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class HttpSink(HttpServer):
+    """A local HTTP server recording every request: a stand-in receiver speaking a push
+    provider's API (ntfy, Apprise json://, form://) on loopback. ``status`` sets the reply."""
+
+    def __init__(self, port: int | None = None, status: int = 200, reply: bytes = b'{"id":"ok"}'):
+        super().__init__(port, record=True)
+        self.status = status
+        self.reply = reply
+
+    def respond(self, request: dict) -> tuple[int, str, bytes]:
+        return self.status, "application/json", self.reply

@@ -10,14 +10,13 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.harness.servers import ManagedProcess, free_port, wait_until
+from tests.harness.servers import EXPOSITION, HttpServer, ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VM_ARGS_FILE = REPO / "prometheus" / "remote_write" / "victoria-metrics.args"
@@ -106,16 +105,15 @@ def victoriametrics_factory(tmp_path: Path) -> Iterator[Callable[..., VictoriaMe
         vm.stop()
 
 
-class FakeHosts:
+class FakeHosts(HttpServer):
     """One HTTP server on loopback serving ``/<host>/metrics`` for a few named hosts, each a
     small node_exporter-like exposition whose counter moves on every scrape."""
 
     def __init__(self, names: list[str]):
+        super().__init__()
         self.names = list(names)
-        self.port = free_port()
         self.scrapes: dict[str, int] = dict.fromkeys(self.names, 0)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     def body(self, name: str) -> bytes:
         with self._lock:
@@ -134,34 +132,11 @@ class FakeHosts:
         return {"targets": [f"127.0.0.1:{self.port}"],
                 "labels": {**(labels or {}), "instance": name, "__metrics_path__": f"/{name}/metrics"}}
 
-    def start(self) -> FakeHosts:
-        hosts = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                name = self.path.strip("/").removesuffix("/metrics")
-                if name not in hosts.scrapes:
-                    self.send_error(404)
-                    return
-                data = hosts.body(name)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def respond(self, request: dict) -> tuple[int, str, bytes]:
+        name = request["path"].strip("/").removesuffix("/metrics")
+        if name not in self.scrapes:
+            return 404, "text/plain", b"no such host\n"
+        return 200, EXPOSITION, self.body(name)
 
 
 @pytest.fixture
