@@ -17,7 +17,7 @@ DEB_OUT ?= build/deb
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: install debs deb-build-deps deb wheel test run stop status bench lint dashboards recording-rules screenshots clean
+.PHONY: install debs deb-build-deps deb wheel test run stop status bench lint dashboards recording-rules schemas screenshots clean
 
 install: $(STAMP)
 
@@ -75,6 +75,11 @@ dashboards: install
 # prometheus/rules/recording.yml from the signals table (fleetmon/signals.py).
 recording-rules: install
 	$(PY) -m fleetmon.signals --write
+
+# Regenerate fleetmon/validators/ after editing docs/schemas/*.schema.json (tests/test_schemas.py
+# fails until you do).
+schemas: install
+	$(PY) -m fleetmon.schema --write
 
 # Refresh the console screenshots docs/dashboards.md shows (a real Chromium on real data).
 screenshots: install

@@ -2,7 +2,7 @@
 random digest credential per role (0600), the public ``acl-ids`` list and the Ed25519
 rule-bundle signing key pair.
 
-Used by ``make run`` (fleetmon/stack.py) and by the test harness; production sites may use
+Used by ``make run`` (fleetmon/stack/) and by the test harness; production sites may use
 their own PKI and only need the same file names (see docs/security.md).
 """
 

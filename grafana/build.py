@@ -34,7 +34,7 @@ DASHBOARDS: dict[str, Callable] = {
     "host-detail.json": host.build,
     "fleetmon.json": fleetmon.build,
 }
-# Defaults: the local stack of `make run` (fleetmon/stack.py: global 9192, shards a and b on
+# Defaults: the local stack of `make run` (fleetmon/stack/layout.py: global 9192, shards a and b on
 # 9190/9191). Production sites pass their own with --global-url / --shard.
 DEFAULT_GLOBAL_URL = "http://127.0.0.1:9192"
 DEFAULT_SHARDS = (("a", "http://127.0.0.1:9190"), ("b", "http://127.0.0.1:9191"))
