@@ -182,21 +182,26 @@ def _string_keys(node: Any) -> Any:
     return node
 
 
-def check_structure(path: str, data: Any) -> list[Problem]:
-    """Every way ``data`` (a loaded rules file) breaks docs/schemas/rules.schema.json."""
-    return [_convert(path, data, sp) for sp in schema.check(SCHEMA, data)]
+def check_structure(path: str, data: Any) -> tuple[list[Problem], set[tuple[Any, ...]]]:
+    """Every way ``data`` (a loaded rules file) breaks docs/schemas/rules.schema.json, and the
+    paths holding a problem (each problem's path and every prefix of it)."""
+    found = schema.check(SCHEMA, data)
+    flawed = {sp.path[:i] for sp in found for i in range(len(sp.path) + 1)}
+    return [_convert(path, data, sp) for sp in found], flawed
 
 
 # -- pass 2: what the schema cannot say --------------------------------------------------------
 
 class _Checker:
     """Builds the typed rules from a file and checks them; the schema pass has already
-    reported every value of the wrong shape, so a value that is not what the schema allows
-    is skipped here without a second problem (the spec is refused either way)."""
+    reported every value of the wrong shape (``flawed`` holds their paths), so such a value is
+    skipped here without a second problem (the spec is refused either way)."""
 
-    def __init__(self, doc: Document, data: Any, scrape_interval: float | None):
+    def __init__(self, doc: Document, data: Any, scrape_interval: float | None,
+                 flawed: set[tuple[Any, ...]] | None = None):
         self.doc = doc
         self.data = data
+        self.flawed = flawed or set()
         self.problems: list[Problem] = []
         self.scrape_override = scrape_interval
         self.use_recorded: bool | None = None  # the file's `use_recorded`, if set
@@ -224,8 +229,8 @@ class _Checker:
         recipients = self.check_recipients(data)
         raw_rules = data.get("rules")
         if isinstance(raw_rules, LocatedList):
-            for raw in raw_rules:
-                r = self.check_rule(raw, scrape)
+            for i, raw in enumerate(raw_rules):
+                r = self.check_rule(raw, i, scrape)
                 if r is not None:
                     rules.append(r)
         return rules, recipients, scrape
@@ -260,7 +265,7 @@ class _Checker:
             out[name] = (list(urls), line)
         return out
 
-    def check_rule(self, raw: Any, scrape: float) -> Rule | None:
+    def check_rule(self, raw: Any, index: int, scrape: float) -> Rule | None:
         if not isinstance(raw, LocatedDict) or not isinstance(raw.get("alert"), str):
             return None
         alert = raw["alert"]
@@ -274,13 +279,14 @@ class _Checker:
             self.err(raw.line, fld, "give exactly one of `metric` (a built-in signal) or `expr` (PromQL)",
                      f"built-in signals: {', '.join(SIGNALS)}")
         if has_metric:
-            self.check_signal_rule(raw, fld, rule, scrape)
+            self.check_signal_rule(raw, index, fld, rule, scrape)
         elif has_expr:
             expr = raw["expr"]
             if isinstance(expr, str):
                 if not expr.strip():
                     self.err(raw.line_of("expr"), f"{fld}.expr", "empty expression", "write a PromQL condition")
-                rule.expr = expr
+                else:
+                    rule.expr = expr
             for key in ("aggregation", "window", "above", "below", "hosts"):
                 if key in raw:
                     self.err(raw.line_of(key), f"{fld}.{key}", f"`{key}` only applies to built-in signals",
@@ -294,7 +300,7 @@ class _Checker:
         notify = raw.get("notify", [])
         if isinstance(notify, str):
             notify = [notify]
-        if isinstance(notify, list) and all(isinstance(n, str) for n in notify):
+        if ("rules", index, "notify") not in self.flawed and isinstance(notify, list):
             rule.notify = list(dict.fromkeys(notify))
             if not notify:
                 self.err(raw.line_of("notify") if "notify" in raw else raw.line, f"{fld}.notify",
@@ -325,7 +331,7 @@ class _Checker:
         # recipients); any error anywhere keeps the spec from being built.
         return rule
 
-    def check_signal_rule(self, raw: LocatedDict, fld: str, rule: Rule, scrape: float) -> None:
+    def check_signal_rule(self, raw: LocatedDict, index: int, fld: str, rule: Rule, scrape: float) -> None:
         name = raw["metric"]
         sig = SIGNALS.get(name) if isinstance(name, str) else None
         if sig is None:  # not a signal: the schema's enum reported it
@@ -377,15 +383,15 @@ class _Checker:
         hosts = raw.get("hosts")
         if isinstance(hosts, LocatedDict):
             for k, v in hosts.items():
+                if ("rules", index, "hosts", k) in self.flawed:
+                    continue
                 if k in SIGNAL_LABELS:
                     self.err(hosts.line_of(k), f"{fld}.hosts.{k}",
                              f"label {k!r} is part of what the signal measures, not a host label",
                              "select hosts by instance, datacenter, role, env or another target label; "
                              "use `expr:` for anything else")
                     continue
-                values = v if isinstance(v, list) else [v]
-                if values and all(isinstance(x, str) for x in values):
-                    rule.hosts[k] = list(dict.fromkeys(values))
+                rule.hosts[k] = list(dict.fromkeys(v if isinstance(v, list) else [v]))
 
 
 def _duration(value: Any) -> float | None:
@@ -425,8 +431,9 @@ def validate(docs: list[Document], scrape_interval: float | None = None,
         if doc.problems and doc.data is None:
             continue
         data = _string_keys(doc.data)
-        problems.extend(check_structure(doc.path, data))
-        ch = _Checker(doc, data, scrape_interval)
+        found, flawed = check_structure(doc.path, data)
+        problems.extend(found)
+        ch = _Checker(doc, data, scrape_interval, flawed)
         r, rec, scrape = ch.check()
         if ch.use_recorded is False:
             file_recorded = False
