@@ -103,7 +103,7 @@ def _at(data: Any, path: tuple[Any, ...]) -> Any:
 
 
 def _show(value: Any) -> str:
-    """What was found, as today's messages said it: ``str '80'``, ``int 5``, ``a list [...]``."""
+    """What was found: ``str '80'``, ``int 5``, ``nothing``, ``a list [...]``."""
     if value is None:
         return "nothing"
     if isinstance(value, dict | list):
@@ -160,25 +160,33 @@ def _string_keys(node: Any) -> Any:
     """``node`` with every mapping key a string, as JSON Schema sees keys (YAML allows ``1:``);
     the same object when nothing changes, so a normal file is only scanned, never copied."""
     if isinstance(node, dict):
-        for k, v in node.items():
-            if not isinstance(k, str) or (isinstance(v, dict | list) and _string_keys(v) is not v):
-                break
-        else:
+        pairs: list[tuple[str, Any]] | None = None
+        for i, (k, v) in enumerate(node.items()):
+            v2 = _string_keys(v) if isinstance(v, dict | list) else v
+            if pairs is None and (v2 is not v or not isinstance(k, str)):
+                pairs = list(node.items())[:i]
+            if pairs is not None:
+                pairs.append((str(k), v2))
+        if pairs is None:
             return node
-        out = LocatedDict((str(k), _string_keys(v)) for k, v in node.items())
+        out = LocatedDict(pairs)
         out.line = getattr(node, "line", 0)
         out.lines = {str(k): n for k, n in getattr(node, "lines", {}).items()}
         return out
     if isinstance(node, list):
-        for v in node:
-            if isinstance(v, dict | list) and _string_keys(v) is not v:
-                break
-        else:
+        items: list[Any] | None = None
+        for i, v in enumerate(node):
+            v2 = _string_keys(v) if isinstance(v, dict | list) else v
+            if items is None and v2 is not v:
+                items = node[:i]
+            if items is not None:
+                items.append(v2)
+        if items is None:
             return node
-        out = LocatedList(_string_keys(v) for v in node)
-        out.line = getattr(node, "line", 0)
-        out.lines = list(getattr(node, "lines", []))
-        return out
+        seq = LocatedList(items)
+        seq.line = getattr(node, "line", 0)
+        seq.lines = list(getattr(node, "lines", []))
+        return seq
     return node
 
 
@@ -396,10 +404,14 @@ class _Checker:
 
 def _duration(value: Any) -> float | None:
     """Seconds for a duration string the schema accepts, None for anything else (reported there)."""
-    if not isinstance(value, str):
-        return None
+    return _seconds(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _seconds(text: str) -> float | None:
+    # A thousand rules use a handful of spellings ("5m", "0s"): parse each once.
     try:
-        return durations.parse(value)
+        return durations.parse(text)
     except ValueError:
         return None
 
