@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
+from fleetmon import durations
 from rulesync import bundle as bundle_mod
 from rulesync import promtool
 from rulesync.generate import recipients_text
-from rulesync.model import parse_duration
 from rulesync.pipeline import compile_paths
 from rulesync.problems import Problem, has_errors
 from rulesync.write import EmptyOutput, write_files
@@ -27,7 +27,7 @@ def _scrape(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return durations.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scrape-interval") from None
 

@@ -12,8 +12,9 @@ import re
 
 import yaml
 
+from fleetmon import durations
 from rulesync import HEADER
-from rulesync.model import Rule, Spec, format_duration
+from rulesync.model import Rule, Spec
 from rulesync.signals import HOST_LABELS, SIGNALS, Recorded
 from rulesync.validate import PLACEHOLDER
 
@@ -96,11 +97,11 @@ def signal_expr(rule: Rule, spec: Spec) -> str:
     sel0 = ",".join(ms)
     sel = "".join("," + m for m in ms)
     by = ", ".join(dict.fromkeys([*HOST_LABELS, *sorted(rule.hosts), *sig.extra_by]))
-    step = format_duration(spec.scrape_interval)
-    w = format_duration(rule.window)
+    step = durations.format(spec.scrape_interval)
+    w = durations.format(rule.window)
 
     def tmpl(r: float) -> str:
-        out = sig.template.format(sel0=sel0, sel=sel, by=by, r=format_duration(r), w=w,
+        out = sig.template.format(sel0=sel0, sel=sel, by=by, r=durations.format(r), w=w,
                                   seconds=number((rule.threshold or 0) * 3600))
         if not ms:  # no user text in the expression: `up{}` -> `up` is safe to tidy
             out = re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)\{\}", r"\1", out)
@@ -130,7 +131,7 @@ def condition(rule: Rule, spec: Spec) -> str:
     sig = SIGNALS[rule.signal or ""]
     if sig.kind == "bool":  # host_down
         up = signal_expr(rule, spec)
-        w = format_duration(rule.window)
+        w = durations.format(rule.window)
         return {
             "last": f"{up} == 0",
             "min": f"max_over_time({up}[{w}]) == 0",
@@ -163,8 +164,8 @@ def _describe(rule: Rule) -> tuple[str, str]:
         return (f"{rule.alert} on {{{{ $labels.instance }}}}",
                 f"{rule.alert}: expression is true (value {{{{ $value }}}}).")
     sig = SIGNALS[rule.signal or ""]
-    w = format_duration(rule.window)
-    hold = f" for {format_duration(rule.for_)}" if rule.for_ else ""
+    w = durations.format(rule.window)
+    hold = f" for {durations.format(rule.for_)}" if rule.for_ else ""
     if sig.kind == "bool":
         return ("Host {{ $labels.instance }} is down",
                 f"{{{{ $labels.instance }}}} did not answer its scrape ({rule.aggregation} over {w}){hold}.")
@@ -182,7 +183,7 @@ def _describe(rule: Rule) -> tuple[str, str]:
 def alert_rule(rule: Rule, spec: Spec, annotations: bool = True) -> dict:
     out: dict = {"alert": rule.alert, "expr": condition(rule, spec)}
     if rule.for_:
-        out["for"] = format_duration(rule.for_)
+        out["for"] = durations.format(rule.for_)
     labels = {"severity": rule.severity, "notify": ",".join(rule.notify), "rule_id": rule.rule_id}
     # Prometheus expands templates in alert labels too; user label values stay literal.
     labels.update({k: _escape_braces(v) for k, v in rule.labels.items()})

@@ -1,33 +1,11 @@
-"""Stage 2: the validated, typed spec the generator works from."""
+"""Stage 2: the validated, typed spec the generator works from.
+
+Durations are seconds (parsed and written back by :mod:`fleetmon.durations`).
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-
-_DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
-_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-
-
-def parse_duration(text: str) -> float:
-    """A Prometheus duration ("5m", "1h30m", "90s") in seconds; ValueError if malformed."""
-    m = _DURATION.match(text or "")
-    if not text or not m or text == "":
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h30m")
-    return sum(int(m.group(i)) * u for i, u in zip(range(2, 15, 2), _UNITS, strict=True) if m.group(i))
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds -> the shortest Prometheus duration text (300 -> "5m", 0 -> "0s")."""
-    ms = round(seconds * 1000)
-    if ms == 0:
-        return "0s"
-    out = []
-    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
-        if ms >= size:
-            out.append(f"{ms // size}{unit}")
-            ms %= size
-    return "".join(out)
 
 
 @dataclass

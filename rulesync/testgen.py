@@ -39,10 +39,11 @@ from pathlib import Path
 
 import yaml
 
+from fleetmon import durations
 from fleetmon.resources import prometheus_file, real_path
 from rulesync import promtool
 from rulesync.generate import alert_rule, dump, recorded_for
-from rulesync.model import Rule, Spec, format_duration
+from rulesync.model import Rule, Spec
 from rulesync.signals import HOST_LABELS, SIGNALS
 
 DEFAULT_HOST = {"instance": "host-1", "datacenter": "dc1", "role": "web", "env": "prod", "job": "fleet"}
@@ -344,15 +345,15 @@ def build_case(rule: Rule, spec: Spec, rule_file: str,
             alert_tests.append({"eval_time": f"{silent_until}m", "alertname": rule.alert, "exp_alerts": []})
         alert_tests.append({"eval_time": f"{fire}m", "alertname": rule.alert,
                             "exp_alerts": [{"exp_labels": _expected_labels(rule, match)}]})
-        tests.append({"interval": format_duration(spacing), "name": f"{rule.alert}: fires at minute {fire}",
+        tests.append({"interval": durations.format(spacing), "name": f"{rule.alert}: fires at minute {fire}",
                       "input_series": scenario(True), "alert_rule_test": alert_tests})
     silent_name = "silent while up" if sig.kind == "bool" else "silent just short of the threshold"
     if levels is not None or sig.kind in ("bool", "predict"):
-        tests.append({"interval": format_duration(spacing), "name": f"{rule.alert}: {silent_name}",
+        tests.append({"interval": durations.format(spacing), "name": f"{rule.alert}: {silent_name}",
                       "input_series": scenario(False),
                       "alert_rule_test": [{"eval_time": f"{end}m", "alertname": rule.alert, "exp_alerts": []}]})
     rules_doc = {"groups": [{"name": f"test-{rule.alert}", "rules": [alert_rule(rule, spec, annotations=False)]}]}
-    tests_doc: dict = {"rule_files": [rule_file], "evaluation_interval": format_duration(EVAL_INTERVAL)}
+    tests_doc: dict = {"rule_files": [rule_file], "evaluation_interval": durations.format(EVAL_INTERVAL)}
     if reused and recording is not None:
         tests_doc["rule_files"] = [recording[0], rule_file]
         tests_doc["group_eval_order"] = [*recording[1], f"test-{rule.alert}"]

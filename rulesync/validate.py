@@ -1,46 +1,46 @@
 """Stage 3: check loaded documents and build the typed spec, collecting every problem.
 
-Nothing here stops at the first mistake: each check appends a Problem with the file,
-line, field path and a hint, and the CLI maps the list to an exit code.
+Two passes, neither stopping at the first mistake. The file's shape (types, required and
+unknown keys, enums, durations, name patterns) is declared once, in
+``docs/schemas/rules.schema.json``, and checked by :func:`fleetmon.schema.check`; each of its
+problems becomes a Problem with the line (``fleetmon.yamldoc.line_at``), the field as users
+name it (``rules[HighCpu].above``), the value found and the schema's hint. What a schema cannot
+say stays here: thresholds against the signal's unit, windows against the scrape interval,
+options a signal does not take, names unique across files, recipient groups defined, secret
+references and PromQL (promtool). The CLI maps the list to an exit code.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from typing import Any
 
+from fleetmon import durations, schema
+from fleetmon.yamldoc import keyname, line_at
 from rulesync import promtool
 from rulesync.load import Document, LocatedDict, LocatedList
-from rulesync.model import Rule, Spec, format_duration, parse_duration
+from rulesync.model import Rule, Spec
 from rulesync.problems import Problem
 from rulesync.signals import SIGNALS
 
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-GROUP_NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")
-SEVERITIES = ("critical", "warning", "info")
-AGGREGATIONS = ("avg", "max", "min", "last")
-RESERVED_LABELS = {"alertname", "severity", "notify", "rule_id", "instance"}
+SCHEMA = "rules"
 PLACEHOLDER = re.compile(
     r"\{\{\s*(?:\$labels\.[a-zA-Z_][a-zA-Z0-9_]*"
     r"|\$value(?:\s*\|\s*(?:humanize|humanize1024|humanizePercentage|humanizeDuration))?)\s*\}\}")
+RESERVED_LABELS = {"alertname", "severity", "notify", "rule_id", "instance"}
 # Labels the built-in signals match or aggregate on themselves; a host selector on them would
 # silently change what is measured (`mode` on CPU) or select nothing.
 SIGNAL_LABELS = {"mode", "cpu", "le", "status", "severity", "level", "method", "job"}
 # ${file:...} and ${NAME}: what the alert router would expand (and $$ escapes nothing there).
 SECRET_REF = re.compile(r"\$\{[^}]*\}")
-TOP_FIELDS = ("version", "rules", "recipients", "scrape_interval", "use_recorded")
-RULE_FIELDS = ("alert", "id", "metric", "expr", "aggregation", "window", "above", "below", "for", "hosts",
-               "severity", "notify", "summary", "description", "runbook_url", "dashboard_url", "labels",
-               "tests")
-
-
 # Words people reach for, and the field they mean.
 ALIASES = {"threshold": "above", "treshold": "above", "name": "alert", "signal": "metric", "query": "expr",
            "duration": "for", "selector": "hosts", "host": "hosts", "recipients": "notify", "agg": "aggregation",
            "range": "window", "level": "severity"}
+_MISSING = object()
 
 
 def _nearest(word: str, names: list[str] | tuple[str, ...]) -> str:
@@ -56,9 +56,160 @@ def _nearest_field(word: str, names: tuple[str, ...]) -> str:
     return _nearest(word, names)
 
 
+# -- pass 1: the schema ------------------------------------------------------------------------
+
+@functools.cache
+def _root() -> dict[str, Any]:
+    return schema.schema(SCHEMA)
+
+
+def _resolve(node: Any) -> dict[str, Any]:
+    """``node`` with local ``$ref``s followed (the schema only refers to its own definitions)."""
+    while isinstance(node, dict) and "$ref" in node:
+        node = _root()["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    return node if isinstance(node, dict) else {}
+
+
+@functools.cache
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def _child(node: dict[str, Any], step: Any) -> dict[str, Any] | None:
+    """The subschema for key or index ``step`` of a value checked by ``node``; None if unknown."""
+    if isinstance(step, int):
+        items = node.get("items")
+        return _resolve(items) if isinstance(items, dict) else None
+    if step in node.get("properties", {}):
+        return _resolve(node["properties"][step])
+    for pat, sub in node.get("patternProperties", {}).items():
+        if _pattern(pat).search(str(step)):
+            return _resolve(sub)
+    extra = node.get("additionalProperties")
+    return _resolve(extra) if isinstance(extra, dict) else None
+
+
+def _rule_field(name: str) -> dict[str, Any]:
+    return _resolve(_root()["definitions"]["rule"]["properties"][name])
+
+
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _show(value: Any) -> str:
+    """What was found: ``str '80'``, ``int 5``, ``nothing``, ``a list [...]``."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict | list):
+        text = repr(_plain(value))
+        text = text if len(text) <= 60 else text[:57] + "..."
+        return f"a {'mapping' if isinstance(value, dict) else 'list'} {text}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def field_name(data: Any, path: tuple[Any, ...]) -> str:
+    """The field as rulesync names it: a rule by its alert name (``rules[HighCpu].window``)."""
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        rule = _at(data, path[:2])
+        if isinstance(rule, dict) and isinstance(rule.get("alert"), str):
+            rest = keyname(path[2:])
+            return f"rules[{rule['alert']}]" + (rest if not rest or rest.startswith("[") else "." + rest)
+    return keyname(path)
+
+
+def _convert(path_name: str, data: Any, sp: schema.SchemaProblem) -> Problem:
+    """One SchemaProblem as a Problem: a missing key, an unknown key or a bad value."""
+    path = sp.path
+    nodes = [_resolve(_root())]
+    for step in path[:-1]:
+        nodes.append(_child(nodes[-1], step) or {})
+    parent = _at(data, path[:-1]) if path else _MISSING
+    fld, line = field_name(data, path), line_at(data, path)
+    if isinstance(parent, dict):
+        key, owner = path[-1], nodes[-1]
+        if key not in parent:
+            sub = _child(owner, key) or {}
+            hint = f"add `{key}: {sub['const']}`" if "const" in sub else f"add `{key}:`"
+            return Problem("error", path_name, line, fld, f"missing required field {key!r}", hint)
+        if owner.get("additionalProperties") is False and _child(owner, key) is None:
+            hint = owner.get("x-unknown-hint") or _nearest_field(key, tuple(owner.get("properties", ())))
+            return Problem("error", path_name, line, fld, f"{owner.get('x-unknown', 'unknown key')} {key!r}", hint)
+    node = (_child(nodes[-1], path[-1]) if path else nodes[0]) or {}
+    value = _at(data, path)
+    hint = node.get("x-hint", "")
+    if "enum" in node and isinstance(value, str):
+        near = _nearest(value, node["enum"])
+        if near.startswith("did you mean") or not all(str(v) in sp.message for v in node["enum"]):
+            hint = near + (f" ({hint})" if hint else "")
+    # A name for the problem ("unknown signal", "bad alert name") is followed by the value, like
+    # an unknown key; a sentence ("expected a number") reads on with what was found.
+    if path and sp.message.startswith(("unknown ", "bad ", "unsupported ")):
+        msg = f"{sp.message} {value!r}"
+    else:
+        msg = f"{sp.message}, got {_show(value)}"
+    return Problem("error", path_name, line, fld, msg, hint)
+
+
+def _string_keys(node: Any) -> Any:
+    """``node`` with every mapping key a string, as JSON Schema sees keys (YAML allows ``1:``);
+    the same object when nothing changes, so a normal file is only scanned, never copied."""
+    if isinstance(node, dict):
+        pairs: list[tuple[str, Any]] | None = None
+        for i, (k, v) in enumerate(node.items()):
+            v2 = _string_keys(v) if isinstance(v, dict | list) else v
+            if pairs is None and (v2 is not v or not isinstance(k, str)):
+                pairs = list(node.items())[:i]
+            if pairs is not None:
+                pairs.append((str(k), v2))
+        if pairs is None:
+            return node
+        out = LocatedDict(pairs)
+        out.line = getattr(node, "line", 0)
+        out.lines = {str(k): n for k, n in getattr(node, "lines", {}).items()}
+        return out
+    if isinstance(node, list):
+        items: list[Any] | None = None
+        for i, v in enumerate(node):
+            v2 = _string_keys(v) if isinstance(v, dict | list) else v
+            if items is None and v2 is not v:
+                items = node[:i]
+            if items is not None:
+                items.append(v2)
+        if items is None:
+            return node
+        seq = LocatedList(items)
+        seq.line = getattr(node, "line", 0)
+        seq.lines = list(getattr(node, "lines", []))
+        return seq
+    return node
+
+
+def check_structure(path: str, data: Any) -> tuple[list[Problem], set[tuple[Any, ...]]]:
+    """Every way ``data`` (a loaded rules file) breaks docs/schemas/rules.schema.json, and the
+    paths holding a problem (each problem's path and every prefix of it)."""
+    found = schema.check(SCHEMA, data)
+    flawed = {sp.path[:i] for sp in found for i in range(len(sp.path) + 1)}
+    return [_convert(path, data, sp) for sp in found], flawed
+
+
+# -- pass 2: what the schema cannot say --------------------------------------------------------
+
 class _Checker:
-    def __init__(self, doc: Document, scrape_interval: float | None):
+    """Builds the typed rules from a file and checks them; the schema pass has already
+    reported every value of the wrong shape (``flawed`` holds their paths), so such a value is
+    skipped here without a second problem (the spec is refused either way)."""
+
+    def __init__(self, doc: Document, data: Any, scrape_interval: float | None,
+                 flawed: set[tuple[Any, ...]] | None = None):
         self.doc = doc
+        self.data = data
+        self.flawed = flawed or set()
         self.problems: list[Problem] = []
         self.scrape_override = scrape_interval
         self.use_recorded: bool | None = None  # the file's `use_recorded`, if set
@@ -66,84 +217,28 @@ class _Checker:
     def err(self, line: int, fld: str, msg: str, hint: str = "", severity: str = "error") -> None:
         self.problems.append(Problem(severity, self.doc.path, line, fld, msg, hint))
 
-    # -- scalar helpers: return None (and record a problem) when the type is wrong
-    def string(self, m: LocatedDict, key: str, fld: str, required: bool = False) -> str | None:
-        if key not in m or m[key] is None:
-            if required:
-                self.err(m.line, fld, f"missing required field {key!r}", f"add `{key}:`")
-            return None
-        v = m[key]
-        if not isinstance(v, str):
-            self.err(m.line_of(key), fld, f"expected a string, got {type(v).__name__} {v!r}",
-                     "quote the value")
-            return None
-        return v
-
-    def number(self, m: LocatedDict, key: str, fld: str) -> float | None:
-        v = m[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(float(v)):
-            self.err(m.line_of(key), fld, f"expected a number, got {type(v).__name__} {v!r}",
-                     "write a plain number without quotes or units, e.g. 80")
-            return None
-        return float(v)
-
-    def duration(self, m: LocatedDict, key: str, fld: str) -> float | None:
-        v = m[key]
-        if not isinstance(v, str):
-            self.err(m.line_of(key), fld, f"expected a duration string, got {type(v).__name__} {v!r}",
-                     "write a duration with a unit, e.g. 5m or 30s")
-            return None
-        try:
-            return parse_duration(v)
-        except ValueError as exc:
-            self.err(m.line_of(key), fld, str(exc), "use units ms, s, m, h, d, w, y, e.g. 5m")
-            return None
-
     def check(self) -> tuple[list[Rule], dict[str, tuple[list[str], int]], float]:
-        data = self.doc.data
+        data = self.data
         rules: list[Rule] = []
         recipients: dict[str, tuple[list[str], int]] = {}
         if not isinstance(data, LocatedDict):
-            self.err(getattr(data, "line", 1), "", "the file must be a mapping with `version` and `rules`",
-                     "start with `version: 1` then `rules:`")
             return rules, recipients, self.scrape_override or 15.0
-        for key in data:
-            if key not in TOP_FIELDS:
-                self.err(data.line_of(key), str(key), f"unknown top-level field {key!r}",
-                         _nearest_field(key, TOP_FIELDS))
-        if "version" not in data:
-            self.err(data.line, "version", "missing `version`", "add `version: 1` at the top")
-        elif data["version"] != 1 or isinstance(data["version"], bool):
-            self.err(data.line_of("version"), "version", f"unsupported version {data['version']!r}",
-                     "this rulesync reads `version: 1`")
         scrape = 15.0
-        if "scrape_interval" in data:
-            s = self.duration(data, "scrape_interval", "scrape_interval")
-            if s is not None:
-                if s <= 0:
-                    self.err(data.line_of("scrape_interval"), "scrape_interval", "must be positive")
-                else:
-                    scrape = s
+        s = _duration(data.get("scrape_interval"))
+        if s is not None:
+            if s <= 0:
+                self.err(data.line_of("scrape_interval"), "scrape_interval", "must be positive")
+            else:
+                scrape = s
         if self.scrape_override:
             scrape = self.scrape_override
-        if "use_recorded" in data:
-            if isinstance(data["use_recorded"], bool):
-                self.use_recorded = data["use_recorded"]
-            else:
-                self.err(data.line_of("use_recorded"), "use_recorded",
-                         f"must be true or false, not {data['use_recorded']!r}",
-                         "`use_recorded: false` compiles without fleetmon's recording rules")
+        if isinstance(data.get("use_recorded"), bool):
+            self.use_recorded = data["use_recorded"]
         recipients = self.check_recipients(data)
         raw_rules = data.get("rules")
-        if raw_rules is None:
-            if "recipients" not in data:  # a recipients-only file is fine
-                self.err(data.line, "rules", "missing `rules` list", "add `rules:` with at least one rule")
-        elif not isinstance(raw_rules, LocatedList):
-            self.err(data.line_of("rules"), "rules", f"expected a list, got {type(raw_rules).__name__}",
-                     "each rule starts with `- alert: Name`")
-        else:
+        if isinstance(raw_rules, LocatedList):
             for i, raw in enumerate(raw_rules):
-                r = self.check_rule(raw, f"rules[{i}]", raw_rules.line_of(i), scrape)
+                r = self.check_rule(raw, i, scrape)
                 if r is not None:
                     rules.append(r)
         return rules, recipients, scrape
@@ -151,24 +246,15 @@ class _Checker:
     def check_recipients(self, data: LocatedDict) -> dict[str, tuple[list[str], int]]:
         out: dict[str, tuple[list[str], int]] = {}
         rec = data.get("recipients")
-        if rec is None:
-            return out
         if not isinstance(rec, LocatedDict):
-            self.err(data.line_of("recipients"), "recipients", "expected a mapping of group name to URLs",
-                     'e.g. `oncall: ["mailto://..."]`')
             return out
         for name, urls in rec.items():
             fld = f"recipients.{name}"
             line = rec.line_of(name)
-            if not isinstance(name, str) or not GROUP_NAME.match(name):
-                self.err(line, fld, f"bad recipient group name {name!r}",
-                         "use letters, digits, '_', '.', '-' (no commas: notify joins names with commas)")
-                continue
-            if isinstance(urls, str):
+            bare = isinstance(urls, str)
+            if bare:
                 urls = [urls]
             if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
-                self.err(line, fld, "expected a non-empty list of Apprise URL strings",
-                         '`oncall: ["mailto://...", "ntfy://..."]` (no secrets: those go in the router'"'"'s local_recipients)')
                 continue
             lines = rec[name].lines if isinstance(rec[name], LocatedList) else [line] * len(urls)
             for i, u in enumerate(urls):
@@ -180,153 +266,97 @@ class _Checker:
                              f"secret reference {ref.group(0)} is not allowed in rules YAML",
                              "name the group here without secrets and define its secret-bearing URLs in the "
                              "alert router's local_recipients file (docs/security.md)")
-                elif "://" not in u:
+                elif bare and "://" not in u:
+                    # The schema checks list items; one bare URL is a string it cannot tell apart.
                     self.err(lines[i], f"{fld}[{i}]", "not an Apprise URL (scheme://...)",
                              "e.g. mailto://user@example.com")
             out[name] = (list(urls), line)
         return out
 
-    def check_rule(self, raw: Any, fld: str, line: int, scrape: float) -> Rule | None:
-        if not isinstance(raw, LocatedDict):
-            self.err(line, fld, f"a rule must be a mapping, got {type(raw).__name__}", "start it with `- alert: Name`")
+    def check_rule(self, raw: Any, index: int, scrape: float) -> Rule | None:
+        if not isinstance(raw, LocatedDict) or not isinstance(raw.get("alert"), str):
             return None
-        ok = True
-        if isinstance(raw.get("alert"), str):
-            fld = f"rules[{raw['alert']}]"
-        for key in raw:
-            if key not in RULE_FIELDS:
-                self.err(raw.line_of(key), f"{fld}.{key}", f"unknown field {key!r}", _nearest_field(key, RULE_FIELDS))
-                ok = False
-        alert = self.string(raw, "alert", f"{fld}.alert", required=True)
-        if alert is not None and not ALERT_NAME.match(alert):
-            self.err(raw.line_of("alert"), f"{fld}.alert", f"bad alert name {alert!r}",
-                     "letters, digits and '_' only, not starting with a digit")
-            ok = False
-        if alert is None:
-            return None
+        alert = raw["alert"]
         stem = self.doc.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         rule = Rule(alert=alert, rule_id=alert, file=self.doc.path, line=raw.line, source=stem)
         fld = f"rules[{alert}]"
-        if "id" in raw:
-            rid = self.string(raw, "id", f"{fld}.id")
-            if rid is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]+", rid):
-                self.err(raw.line_of("id"), f"{fld}.id", f"bad id {rid!r}", "letters, digits, '_', '.', ':', '-'")
-                ok = False
-            elif rid:
-                rule.rule_id = rid
+        if isinstance(raw.get("id"), str) and raw["id"]:
+            rule.rule_id = raw["id"]
         has_metric, has_expr = "metric" in raw, "expr" in raw
         if has_metric == has_expr:
             self.err(raw.line, fld, "give exactly one of `metric` (a built-in signal) or `expr` (PromQL)",
                      f"built-in signals: {', '.join(SIGNALS)}")
-            ok = False
         if has_metric:
-            ok &= self.check_signal_rule(raw, fld, rule, scrape)
+            self.check_signal_rule(raw, index, fld, rule, scrape)
         elif has_expr:
-            expr = self.string(raw, "expr", f"{fld}.expr")
-            if expr is None or not expr.strip():
-                if expr is not None:
+            expr = raw["expr"]
+            if isinstance(expr, str):
+                if not expr.strip():
                     self.err(raw.line_of("expr"), f"{fld}.expr", "empty expression", "write a PromQL condition")
-                ok = False
-            rule.expr = expr
+                else:
+                    rule.expr = expr
             for key in ("aggregation", "window", "above", "below", "hosts"):
                 if key in raw:
                     self.err(raw.line_of(key), f"{fld}.{key}", f"`{key}` only applies to built-in signals",
                              "with `expr:` write the whole condition and matchers in PromQL")
-                    ok = False
-        if "for" in raw:
-            f = self.duration(raw, "for", f"{fld}.for")
-            if f is None:
-                ok = False
-            else:
-                rule.for_ = f
+        f = _duration(raw.get("for"))
+        if f is not None:
+            rule.for_ = f
         sev = raw.get("severity", "warning")
-        if sev not in SEVERITIES:
-            self.err(raw.line_of("severity"), f"{fld}.severity", f"unknown severity {sev!r}", _nearest(sev, SEVERITIES))
-            ok = False
-        else:
+        if isinstance(sev, str):
             rule.severity = sev
         notify = raw.get("notify", [])
         if isinstance(notify, str):
             notify = [notify]
-        if not isinstance(notify, list) or not all(isinstance(n, str) and GROUP_NAME.match(n) for n in notify):
-            self.err(raw.line_of("notify"), f"{fld}.notify", f"expected a list of recipient group names, got {notify!r}",
-                     "e.g. `notify: [oncall, dba]`")
-            ok = False
-        else:
+        if ("rules", index, "notify") not in self.flawed and isinstance(notify, list):
             rule.notify = list(dict.fromkeys(notify))
             if not notify:
                 self.err(raw.line_of("notify") if "notify" in raw else raw.line, f"{fld}.notify",
                          "no recipients: this alert notifies nobody", "add `notify: [group]`", "warning")
         for key in ("summary", "description", "runbook_url", "dashboard_url"):
-            if key in raw:
-                text = self.string(raw, key, f"{fld}.{key}")
-                if text is None:
-                    ok = False
-                    continue
-                setattr(rule, key, text)
-                literal = PLACEHOLDER.sub("", text)
-                if "{{" in literal or "}}" in literal:
-                    self.err(raw.line_of(key), f"{fld}.{key}", "template text other than the documented "
-                             "placeholders is shown literally, not executed",
-                             "only {{ $labels.NAME }} and {{ $value }} (optionally | humanize...) expand",
-                             "warning")
-        if "labels" in raw:
-            labels = raw["labels"]
-            if not isinstance(labels, LocatedDict):
-                self.err(raw.line_of("labels"), f"{fld}.labels", "expected a mapping of label name to value")
-                ok = False
-            else:
-                for k, v in labels.items():
-                    lf = f"{fld}.labels.{k}"
-                    if not isinstance(k, str) or not LABEL_NAME.match(k) or k.startswith("__"):
-                        self.err(labels.line_of(k), lf, f"bad label name {k!r}",
-                                 "letters, digits and '_', not starting with a digit or '__'")
-                        ok = False
-                    elif k in RESERVED_LABELS:
-                        self.err(labels.line_of(k), lf, f"label {k!r} is set by rulesync", "use another name")
-                        ok = False
-                    elif not isinstance(v, str):
-                        self.err(labels.line_of(k), lf, f"label value must be a string, got {v!r}", "quote it")
-                        ok = False
-                    else:
-                        rule.labels[k] = v
-        if "tests" in raw:
-            tests = raw["tests"]
-            if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
-                self.err(raw.line_of("tests"), f"{fld}.tests", "expected a list of promtool test cases",
-                         "each with input_series and alert_rule_test, see rulesync/README.md")
-                ok = False
-            else:
-                rule.tests = [_plain(t) for t in tests]
+            text = raw.get(key)
+            if not isinstance(text, str):
+                continue
+            setattr(rule, key, text)
+            literal = PLACEHOLDER.sub("", text)
+            if "{{" in literal or "}}" in literal:
+                self.err(raw.line_of(key), f"{fld}.{key}", "template text other than the documented "
+                         "placeholders is shown literally, not executed",
+                         "only {{ $labels.NAME }} and {{ $value }} (optionally | humanize...) expand",
+                         "warning")
+        labels = raw.get("labels")
+        if isinstance(labels, LocatedDict):
+            for k, v in labels.items():
+                if k in RESERVED_LABELS:
+                    self.err(labels.line_of(k), f"{fld}.labels.{k}", f"label {k!r} is set by rulesync",
+                             "use another name")
+                elif isinstance(v, str):
+                    rule.labels[k] = v
+        tests = raw.get("tests")
+        if isinstance(tests, list) and all(isinstance(t, dict) for t in tests):
+            rule.tests = [_plain(t) for t in tests]
         # A rule with errors still takes part in the cross-file checks (duplicates,
         # recipients); any error anywhere keeps the spec from being built.
         return rule
 
-    def check_signal_rule(self, raw: LocatedDict, fld: str, rule: Rule, scrape: float) -> bool:
-        ok = True
+    def check_signal_rule(self, raw: LocatedDict, index: int, fld: str, rule: Rule, scrape: float) -> None:
         name = raw["metric"]
         sig = SIGNALS.get(name) if isinstance(name, str) else None
-        if sig is None:
-            self.err(raw.line_of("metric"), f"{fld}.metric", f"unknown signal {name!r}",
-                     _nearest(str(name), list(SIGNALS)) + " (or use `expr:` with PromQL)")
-            return False
+        if sig is None:  # not a signal: the schema's enum reported it
+            return
         rule.signal = name
         agg = raw.get("aggregation", "last" if sig.kind == "bool" else "avg")
-        if agg not in sig.aggregations:
+        if agg in sig.aggregations:
+            rule.aggregation = agg
+        elif agg in _rule_field("aggregation")["enum"]:  # others: the schema reported them
             self.err(raw.line_of("aggregation"), f"{fld}.aggregation", f"aggregation {agg!r} not supported for {name}",
                      _nearest(str(agg), sig.aggregations))
-            ok = False
-        else:
-            rule.aggregation = agg
-        if "window" in raw:
-            w = self.duration(raw, "window", f"{fld}.window")
-            if w is None:
-                ok = False
-            elif w < 2 * scrape:
+        w = _duration(raw.get("window"))
+        if w is not None:
+            if w < 2 * scrape:
                 self.err(raw.line_of("window"), f"{fld}.window",
-                         f"window {raw['window']} is shorter than two scrape intervals ({format_duration(2 * scrape)})",
-                         f"use at least {format_duration(2 * scrape)}: a shorter window holds one sample or none")
-                ok = False
+                         f"window {raw['window']} is shorter than two scrape intervals ({durations.format(2 * scrape)})",
+                         f"use at least {durations.format(2 * scrape)}: a shorter window holds one sample or none")
             else:
                 rule.window = w
         dirs = [d for d in ("above", "below") if d in raw]
@@ -334,61 +364,56 @@ class _Checker:
             if dirs:
                 self.err(raw.line_of(dirs[0]), f"{fld}.{dirs[0]}", f"{name} takes no threshold",
                          "remove it: the rule fires when the host is down")
-                ok = False
         elif len(dirs) != 1:
             self.err(raw.line, fld, "give exactly one of `above` or `below`", f"e.g. `above: 80` ({sig.unit})")
-            ok = False
         elif dirs[0] not in sig.directions:
             self.err(raw.line_of(dirs[0]), f"{fld}.{dirs[0]}", f"{name} only supports {' / '.join(sig.directions)}",
                      f"use `{sig.directions[0]}:`")
-            ok = False
         else:
             d = dirs[0]
-            v = self.number(raw, d, f"{fld}.{d}")
-            if v is None:
-                ok = False
+            v = raw[d]
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                pass  # the schema reported it
+            elif math.isnan(v):
+                self.err(raw.line_of(d), f"{fld}.{d}", f"expected a number, got float {v!r}",
+                         "write a plain number without quotes or units, e.g. 80")
             elif sig.unit == "percent" and not 0 <= v <= 100:
                 self.err(raw.line_of(d), f"{fld}.{d}", f"{v:g} is outside 0-100 for a percentage",
                          "write percent as 0-100, e.g. 80 for 80%")
-                ok = False
             elif sig.unit == "ratio" and not 0 <= v <= 1:
                 self.err(raw.line_of(d), f"{fld}.{d}", f"{v:g} is outside 0-1 for a ratio",
                          "write 5% as 0.05")
-                ok = False
             elif v < 0 or math.isinf(v):
                 self.err(raw.line_of(d), f"{fld}.{d}", f"{v:g} can never be reached by {name}", "use a finite value >= 0")
-                ok = False
             else:
                 rule.op = ">" if d == "above" else "<"
-                rule.threshold = v
-        if "hosts" in raw:
-            hosts = raw["hosts"]
-            if not isinstance(hosts, LocatedDict):
-                self.err(raw.line_of("hosts"), f"{fld}.hosts", "expected a mapping of host label to value(s)",
-                         "e.g. `hosts: {role: web, datacenter: [dc1, dc2]}`")
-                return False
+                rule.threshold = float(v)
+        hosts = raw.get("hosts")
+        if isinstance(hosts, LocatedDict):
             for k, v in hosts.items():
-                hf = f"{fld}.hosts.{k}"
-                line = hosts.line_of(k)
-                if not isinstance(k, str) or not LABEL_NAME.match(k) or k.startswith("__"):
-                    self.err(line, hf, f"bad label name {k!r}",
-                             "label names are letters, digits and '_', not starting with a digit or '__'")
-                    ok = False
+                if ("rules", index, "hosts", k) in self.flawed:
                     continue
                 if k in SIGNAL_LABELS:
-                    self.err(line, hf, f"label {k!r} is part of what the signal measures, not a host label",
+                    self.err(hosts.line_of(k), f"{fld}.hosts.{k}",
+                             f"label {k!r} is part of what the signal measures, not a host label",
                              "select hosts by instance, datacenter, role, env or another target label; "
                              "use `expr:` for anything else")
-                    ok = False
                     continue
-                values = v if isinstance(v, list) else [v]
-                if not values or not all(isinstance(x, str) for x in values):
-                    self.err(line, hf, f"expected a string or a list of strings, got {v!r}",
-                             "quote values such as numbers: role: \"42\"")
-                    ok = False
-                    continue
-                rule.hosts[k] = list(dict.fromkeys(values))
-        return ok
+                rule.hosts[k] = list(dict.fromkeys(v if isinstance(v, list) else [v]))
+
+
+def _duration(value: Any) -> float | None:
+    """Seconds for a duration string the schema accepts, None for anything else (reported there)."""
+    return _seconds(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _seconds(text: str) -> float | None:
+    # A thousand rules use a handful of spellings ("5m", "0s"): parse each once.
+    try:
+        return durations.parse(text)
+    except ValueError:
+        return None
 
 
 def _plain(obj: Any) -> Any:
@@ -417,7 +442,10 @@ def validate(docs: list[Document], scrape_interval: float | None = None,
         problems.extend(doc.problems)
         if doc.problems and doc.data is None:
             continue
-        ch = _Checker(doc, scrape_interval)
+        data = _string_keys(doc.data)
+        found, flawed = check_structure(doc.path, data)
+        problems.extend(found)
+        ch = _Checker(doc, data, scrape_interval, flawed)
         r, rec, scrape = ch.check()
         if ch.use_recorded is False:
             file_recorded = False

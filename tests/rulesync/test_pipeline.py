@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from rulesync import bundle, promtool
-from rulesync.generate import quote, regex_escape, template_literal
+from rulesync.generate import generate, quote, regex_escape, template_literal
 from rulesync.load import load_text
-from rulesync.model import format_duration, parse_duration
 from rulesync.pipeline import compile_paths
 from rulesync.problems import has_errors
+from rulesync.validate import validate
 from tests.rulesync.conftest import TESTDATA
 
 GOLDEN = sorted((TESTDATA / "golden").glob("in-*.yaml"))
@@ -64,14 +64,24 @@ def test_quote_roundtrips_through_promql_and_regex() -> None:
     assert template_literal("{{ $labels.instance }} {{{ x }}}") == '{{ $labels.instance }} {{ "{{" }}{ x {{ "}}" }}}'
 
 
-def test_durations() -> None:
-    assert parse_duration("1h30m") == 5400
-    assert parse_duration("250ms") == 0.25
-    assert format_duration(5400) == "1h30m"
-    assert format_duration(0) == "0s"
-    for bad in ("", "5", "5 m", "-5m", "m"):
-        with pytest.raises(ValueError):
-            parse_duration(bad)
+def _one_rule(extra: str) -> str:
+    return ("version: 1\nrules:\n  - alert: A\n    metric: cpu_usage_percent\n    above: 80\n"
+            f"    notify: [o]\n{extra}recipients: {{o: ['mailto://o@x.test']}}\n")
+
+
+def test_durations_are_fleetmon_durations() -> None:
+    """Windows and `for:` use the one duration grammar (fleetmon.durations), written back shortest."""
+    spec, problems = validate([load_text(_one_rule("    window: 1h30m\n    for: 1.5m\n"), "d.yaml")],
+                              check_expr=False)
+    assert spec is not None, [str(p) for p in problems]
+    assert (spec.rules[0].window, spec.rules[0].for_) == (5400, 90)
+    assert "for: 1m30s" in generate(spec)["d.rules.yml"]
+    for bad in ('""', "5 m", "-5m", "m", "1m1h"):
+        spec, problems = validate([load_text(_one_rule(f"    window: {bad}\n"), "d.yaml")], check_expr=False)
+        assert spec is None
+        assert [str(p) for p in problems if p.severity == "error"] == [
+            f"d.yaml:7: error: rules[A].window: expected a duration string, got str {yaml.safe_load(bad)!r} "
+            "(hint: write a duration with a unit, e.g. 5m, 30s or 1h30m (units ms, s, m, h, d, w, y))"]
 
 
 @pytest.mark.parametrize("src", sorted((TESTDATA / "good").glob("*.yaml")), ids=lambda p: p.stem)
