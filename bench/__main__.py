@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "exporter_resources": "exporter CPU and RSS while tailing 1,000 lines/s",
     "discovery_scale": "25,000 registrations, 4 -> 5 shards, target latency",
     "rulesync_scale": "compile/validate/test 1,000 rules, apply to 2 shards",
+    "config_schemas": "RSS and time a config's schema check costs: generated validators vs compiled at start vs jsonschema",
     "router_accept": "alert-router sustained accept rate and p99 latency",
     "router_e2e": "webhook POST -> email in the SMTP sink",
     "dashboards_queries": "panel query cost: recorded vs raw series",
