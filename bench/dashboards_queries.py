@@ -26,6 +26,7 @@ import requests
 import yaml
 
 from bench.scale_common import Simulator, wait_for
+from fleetmon.filters import FS_MATCHER
 from tests.harness.servers import PrometheusServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +45,9 @@ QUERIES = [
      'topk(10, 100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))))'),
     ("top 10 hosts by fullest filesystem",
      "topk(10, instance:disk_usage_max:percent)",
-     'topk(10, max by (instance) (100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} '
-     '/ node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"})))'),
+     # The raw side filters file systems exactly as the recorded series do (fleetmon.filters).
+     f'topk(10, max by (instance) (100 * (1 - node_filesystem_avail_bytes{{{FS_MATCHER}}} '
+     f'/ node_filesystem_size_bytes{{{FS_MATCHER}}})))'),
     ("fleet HTTP 5xx ratio p95 by datacenter/role",
      "datacenter_role:http_5xx_ratio:p95",
      'quantile by (datacenter, role) (0.95, sum by (datacenter, role, instance) '
