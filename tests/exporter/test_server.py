@@ -50,6 +50,9 @@ def _read_all(s: socket.socket) -> bytes:
 def test_connections_beyond_the_pool_get_503_and_idle_ones_time_out(server: MetricsServer) -> None:
     url = f"http://127.0.0.1:{server.port}/metrics"
     assert requests.get(url, timeout=10).content == BODY
+    # The worker that served it frees itself once it reads the client's close: wait for that, or
+    # one of the idle clients below finds it still busy and is refused instead of holding it.
+    wait_until(lambda: server.httpd.busy == 0, timeout=5, what="the first request's worker free again")
     # Two clients connect and say nothing: they hold both workers...
     idle = [_connect(server.port) for _ in range(2)]
     try:
