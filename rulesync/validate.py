@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from fleetmon import durations, schema
+from fleetmon.secrets import scrub
 from fleetmon.yamldoc import keyname, line_at
 from rulesync import promtool
 from rulesync.load import Document, LocatedDict, LocatedList
@@ -113,6 +114,16 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
+def _kind(value: Any) -> str:
+    """What was found, without the value itself: ``a str``, ``a mapping``, ``nothing``."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def field_name(data: Any, path: tuple[Any, ...]) -> str:
     """The field as rulesync names it: a rule by its alert name (``rules[HighCpu].window``)."""
     if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
@@ -131,6 +142,12 @@ def _convert(path_name: str, data: Any, sp: schema.SchemaProblem) -> Problem:
         nodes.append(_child(nodes[-1], step) or {})
     parent = _at(data, path[:-1]) if path else _MISSING
     fld, line = field_name(data, path), line_at(data, path)
+    # Recipient URLs carry credentials (mailtos://user:password@host): under `recipients` a
+    # problem names the kind of value it found, never the value, and a key is scrubbed (a URL
+    # pasted where a group name goes).
+    secret = bool(path) and path[0] == "recipients"
+    if secret:
+        fld = scrub(fld)
     if isinstance(parent, dict):
         key, owner = path[-1], nodes[-1]
         if key not in parent:
@@ -139,7 +156,8 @@ def _convert(path_name: str, data: Any, sp: schema.SchemaProblem) -> Problem:
             return Problem("error", path_name, line, fld, f"missing required field {key!r}", hint)
         if owner.get("additionalProperties") is False and _child(owner, key) is None:
             hint = owner.get("x-unknown-hint") or _nearest_field(key, tuple(owner.get("properties", ())))
-            return Problem("error", path_name, line, fld, f"{owner.get('x-unknown', 'unknown key')} {key!r}", hint)
+            shown = repr(scrub(str(key))) if secret else repr(key)
+            return Problem("error", path_name, line, fld, f"{owner.get('x-unknown', 'unknown key')} {shown}", hint)
     node = (_child(nodes[-1], path[-1]) if path else nodes[0]) or {}
     value = _at(data, path)
     hint = node.get("x-hint", "")
@@ -149,7 +167,9 @@ def _convert(path_name: str, data: Any, sp: schema.SchemaProblem) -> Problem:
             hint = near + (f" ({hint})" if hint else "")
     # A name for the problem ("unknown signal", "bad alert name") is followed by the value, like
     # an unknown key; a sentence ("expected a number") reads on with what was found.
-    if path and sp.message.startswith(("unknown ", "bad ", "unsupported ")):
+    if secret:
+        msg = f"{sp.message}, got {_kind(value)}"
+    elif path and sp.message.startswith(("unknown ", "bad ", "unsupported ")):
         msg = f"{sp.message} {value!r}"
     else:
         msg = f"{sp.message}, got {_show(value)}"

@@ -109,7 +109,7 @@ BAD = [
     ("version: 1\nrules:\n  - alert: A\n    metric: cpu_usage_percent\n    above: 80\n    notify: [a, 'b c']\n",
      "x.yaml:6: error: rules[A].notify[1]: expected a recipient group name, got str 'b c'"),
     ("version: 1\nrules: []\nrecipients:\n  ops:\n    - mailto://ops@example.test\n    - ops@example.test\n",
-     "x.yaml:6: error: recipients.ops[1]: not an Apprise URL (scheme://...), got str 'ops@example.test'"),
+     "x.yaml:6: error: recipients.ops[1]: not an Apprise URL (scheme://...), got a str (hint"),
     ("version: 1\nuse_recorded: yes\nrules: []\n",
      "x.yaml:2: error: use_recorded: must be true or false, got str 'yes'"),
 ]
@@ -123,6 +123,23 @@ def test_structural_mistakes_name_file_line_and_field(text: str, expected: str) 
     assert any(g.startswith(expected) for g in got), got
     data = yamldoc.load_text(text).data
     assert list(_jsonschema().iter_errors(data)), "jsonschema accepted it"
+
+
+def test_recipient_problems_never_echo_a_credential() -> None:
+    # Recipient URLs carry passwords and tokens: a problem under `recipients` names the field and
+    # the kind of value, never the value (nor a URL pasted where a group name goes).
+    text = ("version: 1\nrules: []\nrecipients:\n"
+            "  web:\n"
+            "    - alice:Hunter2Secret@smtp.example.test\n"     # no scheme
+            "    - {url: 'mailto://bob:Pa55word@example.test'}\n"  # a mapping, not a URL string
+            "  ops: 'mailtos://carol:S3cretToken@example.test'\n"  # fine: one URL as a string
+            "  'mailto://dave:An0therOne@example.test': [mailto://x@example.test]\n")  # URL as a name
+    spec, problems = validate([load_text(text, "x.yaml")], check_expr=False)
+    assert spec is None
+    got = "\n".join(str(p) for p in problems)
+    assert "recipients.web[0]" in got and "recipients.web[1]" in got and "bad recipient group name" in got
+    for secret in ("Hunter2Secret", "Pa55word", "S3cretToken", "An0therOne"):
+        assert secret not in got, got
 
 
 def test_every_problem_is_reported_structure_and_semantics_together() -> None:
