@@ -106,6 +106,7 @@ def parse_duration(value: Any, where: str) -> float:
 
 
 KeyPath = tuple[Any, ...]  # ("retry", "max_age"), as fleetmon.schema reports it
+_MISSING = object()
 
 
 def from_dict(data: Any, source: str = "<config>") -> Config:
@@ -147,12 +148,9 @@ def _with_value(message: str, data: Any, path: KeyPath) -> str:
     """
     if message.startswith(("unknown key", "required")):
         return message
-    node = data
-    for step in path:
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            return message
+    node = yamldoc.value_at(data, path, _MISSING)
+    if node is _MISSING:
+        return message
     if node is None or isinstance(node, str | int | float | bool):
         return f"{message}, got {node!r}"
     return message

@@ -15,7 +15,6 @@ and exits non-zero.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
@@ -131,30 +130,12 @@ def parse_config(text: str, path: str = "<config>") -> ExporterConfig:
     return _build(data, parsers)
 
 
-@functools.cache
-def _property(at: Path_) -> dict[str, Any]:
-    """The published schema's definition of the key at ``at`` (names only, no list indices)."""
-    root = schema.schema("exporter")
-
-    def resolved(d: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in d:
-            d = root["definitions"][d["$ref"].rpartition("/")[2]]
-        return d
-
-    d = resolved(root)
-    for key in at:
-        d = resolved(d["properties"][key])
-    return d
-
-
 def _check_seconds(data: dict[str, Any], bad: Bad) -> None:
     """Durations written as text get the bound the schema puts on numbers (it cannot bound text)."""
     for at in SECONDS_KEYS:
-        node: Any = data
-        for key in at:
-            node = node.get(key) if isinstance(node, dict) else None
+        node = yamldoc.value_at(data, at)
         if isinstance(node, str) and durations.is_duration(node):
-            d = _property(at)
+            d = schema.subschema("exporter", at)
             number = next(s for s in d["anyOf"] if s.get("type") == "number")
             seconds = durations.parse(node)
             if seconds <= number.get("exclusiveMinimum", float("-inf")) or seconds < number.get("minimum", 0):

@@ -94,6 +94,50 @@ def schema(name: str) -> dict[str, Any]:
     return json.loads(_schema_text(name))
 
 
+@functools.cache
+def _parsed(name: str) -> dict[str, Any]:
+    # Read-only: callers walk it, never change it (schema() gives a fresh copy to change).
+    return schema(name)
+
+
+def resolve(name: str, node: Any) -> dict[str, Any]:
+    """``node`` (a part of schema ``name``) with its local ``$ref``s followed; {} if not a schema."""
+    while isinstance(node, dict) and "$ref" in node:
+        node = _parsed(name)["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    return node if isinstance(node, dict) else {}
+
+
+@functools.cache
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def child(name: str, node: dict[str, Any], step: Any) -> dict[str, Any] | None:
+    """The part of schema ``name`` that checks key or index ``step`` of a value checked by
+    ``node`` ($refs followed); None when the schema says nothing about it."""
+    if isinstance(step, int):
+        items = node.get("items")
+        return resolve(name, items) if isinstance(items, dict) else None
+    if step in node.get("properties", {}):
+        return resolve(name, node["properties"][step])
+    for pat, sub in node.get("patternProperties", {}).items():
+        if _pattern(pat).search(str(step)):
+            return resolve(name, sub)
+    extra = node.get("additionalProperties")
+    return resolve(name, extra) if isinstance(extra, dict) else None
+
+
+def subschema(name: str, path: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+    """The part of schema ``name`` that checks the value at ``path`` (keys and list indices),
+    ``$ref``s followed; None when the schema says nothing about it."""
+    node: dict[str, Any] | None = resolve(name, _parsed(name))
+    for step in path:
+        if node is None:
+            return None
+        node = child(name, node, step)
+    return node
+
+
 def _module_name(name: str) -> str:
     return name.replace("-", "_")
 

@@ -129,6 +129,16 @@ def line_at(data: Any, path: tuple[Any, ...]) -> int:
     return line
 
 
+def value_at(data: Any, path: tuple[Any, ...], default: Any = None) -> Any:
+    """The value at ``path`` (keys and list indices) in ``data``; ``default`` where there is none."""
+    for step in path:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return default
+    return data
+
+
 def keyname(path: tuple[Any, ...]) -> str:
     """``("logs", 0, "type")`` -> ``logs[0].type``."""
     s = ""

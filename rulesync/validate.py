@@ -20,7 +20,7 @@ from typing import Any
 
 from fleetmon import durations, schema
 from fleetmon.secrets import scrub
-from fleetmon.yamldoc import keyname, line_at
+from fleetmon.yamldoc import keyname, line_at, value_at
 from rulesync import promtool
 from rulesync.load import Document, LocatedDict, LocatedList
 from rulesync.model import Rule, Spec
@@ -59,48 +59,20 @@ def _nearest_field(word: str, names: tuple[str, ...]) -> str:
 
 # -- pass 1: the schema ------------------------------------------------------------------------
 
-@functools.cache
-def _root() -> dict[str, Any]:
-    return schema.schema(SCHEMA)
-
-
 def _resolve(node: Any) -> dict[str, Any]:
-    """``node`` with local ``$ref``s followed (the schema only refers to its own definitions)."""
-    while isinstance(node, dict) and "$ref" in node:
-        node = _root()["definitions"][node["$ref"].rsplit("/", 1)[-1]]
-    return node if isinstance(node, dict) else {}
-
-
-@functools.cache
-def _pattern(text: str) -> re.Pattern[str]:
-    return re.compile(text)
+    return schema.resolve(SCHEMA, node)
 
 
 def _child(node: dict[str, Any], step: Any) -> dict[str, Any] | None:
-    """The subschema for key or index ``step`` of a value checked by ``node``; None if unknown."""
-    if isinstance(step, int):
-        items = node.get("items")
-        return _resolve(items) if isinstance(items, dict) else None
-    if step in node.get("properties", {}):
-        return _resolve(node["properties"][step])
-    for pat, sub in node.get("patternProperties", {}).items():
-        if _pattern(pat).search(str(step)):
-            return _resolve(sub)
-    extra = node.get("additionalProperties")
-    return _resolve(extra) if isinstance(extra, dict) else None
+    return schema.child(SCHEMA, node, step)
 
 
 def _rule_field(name: str) -> dict[str, Any]:
-    return _resolve(_root()["definitions"]["rule"]["properties"][name])
+    return _resolve(schema.subschema(SCHEMA, ("rules", 0))["properties"][name])
 
 
 def _at(data: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        try:
-            data = data[step]
-        except (KeyError, IndexError, TypeError):
-            return _MISSING
-    return data
+    return value_at(data, path, _MISSING)
 
 
 def _show(value: Any) -> str:
@@ -137,7 +109,7 @@ def field_name(data: Any, path: tuple[Any, ...]) -> str:
 def _convert(path_name: str, data: Any, sp: schema.SchemaProblem) -> Problem:
     """One SchemaProblem as a Problem: a missing key, an unknown key or a bad value."""
     path = sp.path
-    nodes = [_resolve(_root())]
+    nodes = [schema.subschema(SCHEMA) or {}]
     for step in path[:-1]:
         nodes.append(_child(nodes[-1], step) or {})
     parent = _at(data, path[:-1]) if path else _MISSING

@@ -85,3 +85,21 @@ def test_schema_problems_name_every_key():
     }
     assert schema.check_against(v, {"name": "x", "every": 30, "items": []}) == []
     assert {p.message for p in schema.check_against(v, {"name": True})} == {"must be a string"}
+
+
+def test_value_at_walks_keys_and_indices():
+    data = yamldoc.load_text("logs:\n  - path: x\n    labels: {a: b}\n").data
+    assert yamldoc.value_at(data, ("logs", 0, "labels", "a")) == "b"
+    missing = object()
+    for path in (("logs", 1), ("logs", "x"), ("logs", 0, "path", "deeper"), ("nope",)):
+        assert yamldoc.value_at(data, path, missing) is missing
+
+
+def test_subschema_follows_refs_items_and_pattern_properties():
+    # A log entry's type, through the list's items and its $ref.
+    assert "enum" in schema.subschema("exporter", ("logs", 3, "type"))
+    # A recipient group, through patternProperties; a bad group name matches nothing.
+    group = schema.subschema("rules", ("recipients", "oncall"))
+    assert group is not None and group == schema.resolve("rules", {"$ref": "#/definitions/urls"})
+    assert schema.subschema("rules", ("recipients", "bad name")) is None
+    assert schema.subschema("router", ("no_such_key",)) is None
