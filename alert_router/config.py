@@ -97,14 +97,6 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ConfigError(f"listen: {exc}") from None
 
 
-def parse_duration(value: Any, where: str) -> float:
-    """A duration in seconds by fleetmon's one grammar (``1h30m``, ``90s``, ``90``)."""
-    try:
-        return durations.parse(value)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
 KeyPath = tuple[Any, ...]  # ("retry", "max_age"), as fleetmon.schema reports it
 _MISSING = object()
 

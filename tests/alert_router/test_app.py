@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from alert_router import create_app
-from alert_router.config import Config, ConfigError, from_dict, parse_duration
+from alert_router.config import Config, ConfigError, from_dict
 from alert_router.delivery import backoff_delay
 from tests.alert_router.conftest import TOKEN, write_router_files
 from tests.harness.servers import wait_until
@@ -208,7 +208,8 @@ def test_recipients_hot_reload_and_bad_file_keeps_last_good(make_app, http_sink,
 
 
 def test_config_validation_and_backoff(tmp_path):
-    assert parse_duration("6h", "x") == 21600 and parse_duration(2, "x") == 2.0
+    assert from_dict({"retry": {"max_age": "6h"}}).retry.max_age == 21600
+    assert from_dict({"retry": {"max_age": 2}}).retry.max_age == 2.0
     for bad in ({"listen": "nope"}, {"retry": {"initial_delay": "soon"}}, {"flood": {"max_per_window": 0}},
                 {"severity_channels": {"critical": ["pager"]}}, {"typo_key": 1}):
         with pytest.raises(ConfigError):
